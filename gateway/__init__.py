@@ -1,0 +1,1 @@
+"""riffle's public gateway: users, uploads, downloads."""

@@ -1,0 +1,64 @@
+"""The gateway application: wiring only. ``uvicorn gateway.main:create_app --factory``."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
+from fastapi import FastAPI
+
+from gateway.config import Settings
+from gateway.db import Database, create_db_engine
+from gateway.deps import Resources
+from gateway.errors import install_error_handlers
+from gateway.middleware import RequestIdMiddleware
+from gateway.ops.router import router as ops_router
+from gateway.records.router import router as records_router
+from gateway.storage import S3ObjectStore, open_store
+from gateway.transcoder_client import TranscoderClient
+from gateway.users.router import router as users_router
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; clients are created in the lifespan, so each app (and test) has its own."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database = Database(
+            create_db_engine(settings.database_url, pool_size=settings.database_pool_size)
+        )
+        store = open_store(settings)
+        transcoder = TranscoderClient(
+            settings.transcoder_url, timeout_seconds=settings.transcode_timeout_seconds
+        )
+        if isinstance(store, S3ObjectStore):
+            try:
+                await anyio.to_thread.run_sync(store.ensure_bucket)
+            except Exception:
+                # Storage may come up after us; readiness reports it until then.
+                logger.warning(
+                    "Could not ensure bucket %s at start-up", store.bucket, exc_info=True
+                )
+        app.state.resources = Resources(settings, database, store, transcoder)
+        try:
+            yield
+        finally:
+            await transcoder.aclose()
+            store.close()
+            database.dispose()
+
+    app = FastAPI(
+        title="riffle",
+        version="1.0.0",
+        summary="Upload WAV recordings, download them as MP3s by link.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
+    app.include_router(users_router)
+    app.include_router(records_router)
+    app.include_router(ops_router)
+    return app

@@ -1,0 +1,7 @@
+"""The database schema as SQLAlchemy 2.0 typed models; Alembic migrations own the real schema."""
+
+from gateway.models.base import Base
+from gateway.models.record import Record
+from gateway.models.user import User
+
+__all__ = ["Base", "Record", "User"]

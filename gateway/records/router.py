@@ -1,0 +1,199 @@
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.requests import ClientDisconnect
+
+from gateway.deps import DatabaseDep, SettingsDep, StoreDep, TranscoderDep
+from gateway.errors import (
+    InvalidCredentials,
+    InvalidInput,
+    NotAWav,
+    RangeNotSatisfiable,
+    RecordNotFound,
+    TranscodeTimeout,
+    UndecodableAudio,
+    UploadTooLarge,
+)
+from gateway.middleware import request_id_var
+from gateway.openapi import problem_responses
+from gateway.records import delivery, service
+from gateway.records.form import FILE_FIELD, UploadedFile, read_upload_form
+from gateway.records.schemas import RecordOut
+
+router = APIRouter(tags=["records"])
+
+# Room for the form's boundaries and small fields on top of the file itself.
+FORM_OVERHEAD_BYTES = 64 * 1024
+
+_UPLOAD_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["user", "file"],
+                "properties": {
+                    "user": {"type": "string", "format": "uuid", "description": "The user id."},
+                    "token": {
+                        "type": "string",
+                        "description": "The access token (or send Authorization: Bearer).",
+                    },
+                    "file": {"type": "string", "format": "binary", "description": "A WAV file."},
+                },
+            }
+        }
+    },
+}
+
+
+def record_url(
+    request: Request, public_base_url: str | None, record_id: uuid.UUID, user_id: uuid.UUID
+) -> str:
+    """The absolute download link: ``PUBLIC_BASE_URL`` when set, else as the client addressed us."""
+    base = public_base_url or str(request.base_url).rstrip("/")
+    return f"{base}/record?id={record_id}&user={user_id}"
+
+
+def bearer_token(request: Request) -> str | None:
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    return credentials.strip() if scheme.lower() == "bearer" and credentials.strip() else None
+
+
+@router.post(
+    "/record",
+    status_code=status.HTTP_201_CREATED,
+    response_model=RecordOut,
+    summary="Upload a WAV recording; get an MP3 download link",
+    openapi_extra={"requestBody": _UPLOAD_BODY},
+    responses=problem_responses(
+        InvalidCredentials,
+        UploadTooLarge,
+        NotAWav,
+        InvalidInput,
+        UndecodableAudio,
+        TranscodeTimeout,
+    ),
+)
+async def add_record(
+    request: Request,
+    settings: SettingsDep,
+    database: DatabaseDep,
+    store: StoreDep,
+    transcoder: TranscoderDep,
+) -> JSONResponse:
+    """Convert the uploaded WAV to MP3 and store it; the answer carries the download link."""
+    declared = request.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > settings.max_upload_bytes + FORM_OVERHEAD_BYTES:
+        raise UploadTooLarge(
+            f"The upload is larger than the limit of {settings.max_upload_bytes} bytes."
+        )
+    with tempfile.TemporaryDirectory(prefix="riffle-upload-") as spool_dir:
+        try:
+            form = await read_upload_form(
+                request.headers.get("Content-Type", ""),
+                request.stream(),
+                spool_dir=Path(spool_dir),
+                max_file_bytes=settings.max_upload_bytes,
+            )
+        except ClientDisconnect:
+            raise InvalidInput("The client disconnected before the upload was complete.") from None
+        upload = service.Upload(
+            user_id=_form_user_id(form.fields.get("user")),
+            token=bearer_token(request) or form.fields.get("token"),
+            wav=_form_file(form.file),
+            filename=form.file.filename if form.file else "",
+        )
+        record = await service.add_recording(
+            upload,
+            database=database,
+            store=store,
+            transcoder=transcoder,
+            limits=service.Limits(max_duration_seconds=settings.max_duration_seconds),
+            request_id=request_id_var.get(),
+        )
+    url = record_url(request, settings.public_base_url, record.id, record.user_id)
+    body = RecordOut(
+        id=record.id,
+        user=record.user_id,
+        url=url,
+        duration_seconds=record.duration_seconds,
+        size_bytes=record.size_bytes,
+        content_type=record.content_type,
+    )
+    return JSONResponse(body.model_dump(mode="json"), status_code=201, headers={"Location": url})
+
+
+def _form_user_id(value: str | None) -> uuid.UUID:
+    if value is None:
+        raise _missing("user", "field required")
+    try:
+        return uuid.UUID(value.strip())
+    except ValueError:
+        raise _missing("user", "not a valid UUID") from None
+
+
+def _form_file(file: UploadedFile | None) -> Path:
+    if file is None:
+        raise _missing(FILE_FIELD, "field required")
+    return file.path
+
+
+def _missing(field: str, msg: str) -> InvalidInput:
+    return InvalidInput(f"{field}: {msg}", errors=[{"loc": ["body", field], "msg": msg}])
+
+
+@router.api_route(
+    "/record",
+    methods=["GET", "HEAD"],
+    summary="Download a recording's MP3",
+    response_class=Response,
+    responses={
+        200: {"content": {"audio/mpeg": {}}, "description": "The MP3."},
+        206: {"content": {"audio/mpeg": {}}, "description": "The requested byte range."},
+        304: {"description": "Not modified (If-None-Match matched the ETag)."},
+        **problem_responses(InvalidInput, RecordNotFound, RangeNotSatisfiable),
+    },
+)
+async def download_record(
+    request: Request,
+    id: Annotated[uuid.UUID, Query(description="The record id.")],
+    user: Annotated[uuid.UUID, Query(description="The owner's user id.")],
+    database: DatabaseDep,
+    store: StoreDep,
+) -> Response:
+    """The MP3, streamed from storage; supports one byte range, ETag and HEAD. No token needed."""
+    record = await service.find_record(database, record_id=id, user_id=user)
+    etag = f'"{record.sha256}"'
+    headers = {
+        "ETag": etag,
+        "Last-Modified": delivery.http_date(record.created_at),
+        "Accept-Ranges": "bytes",
+        "Content-Disposition": delivery.content_disposition(record.original_filename),
+        "Cache-Control": "private, max-age=0, must-revalidate",
+    }
+    if delivery.etag_matches(request.headers.get("If-None-Match"), etag):
+        return Response(status_code=304, headers=headers)
+    range_header = request.headers.get("Range")
+    if_range = request.headers.get("If-Range")
+    if if_range is not None and if_range.strip() != etag:
+        range_header = None
+    try:
+        byte_range = delivery.parse_range(range_header, record.size_bytes)
+    except delivery.Unsatisfiable:
+        raise RangeNotSatisfiable(record.size_bytes) from None
+    status_code = 200
+    first, last = 0, record.size_bytes - 1
+    if byte_range is not None:
+        status_code = 206
+        first, last = byte_range.start, byte_range.end
+        headers["Content-Range"] = f"bytes {first}-{last}/{record.size_bytes}"
+    headers["Content-Length"] = str(last - first + 1)
+    headers["Content-Type"] = record.content_type
+    if request.method == "HEAD" or record.size_bytes == 0:
+        return Response(status_code=status_code, headers=headers)
+    body = await service.open_object(store, record, first, last)
+    return StreamingResponse(body, status_code=status_code, headers=headers)

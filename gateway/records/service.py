@@ -1,0 +1,125 @@
+"""Uploading and fetching recordings; the order of the steps keeps nothing half-written."""
+
+import logging
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import anyio.to_thread
+
+from gateway import repositories
+from gateway.db import Database
+from gateway.errors import NotAWav, RecordNotFound
+from gateway.models import Record
+from gateway.storage import ObjectMissing, ObjectStore, recording_key
+from gateway.transcoder_client import TranscoderClient
+from gateway.users.service import authenticate
+
+logger = logging.getLogger(__name__)
+
+MP3_CONTENT_TYPE = "audio/mpeg"
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """What the client sent, already spooled to disk."""
+
+    user_id: uuid.UUID
+    token: str | None
+    wav: Path
+    filename: str
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_duration_seconds: float
+
+
+def is_wav(header: bytes) -> bool:
+    """RIFF or RF64 container of WAVE form: the cheap check before any CPU is spent."""
+    return header[:4] in (b"RIFF", b"RF64") and header[8:12] == b"WAVE"
+
+
+async def add_recording(
+    upload: Upload,
+    *,
+    database: Database,
+    store: ObjectStore,
+    transcoder: TranscoderClient,
+    limits: Limits,
+    request_id: str,
+) -> Record:
+    """Authenticate, convert, store the object, then insert the row; on failure, nothing remains."""
+    # A short transaction of its own: no connection is held while the slow work runs.
+    await database.run(
+        lambda session: authenticate(session, user_id=upload.user_id, token=upload.token)
+    )
+    if not is_wav(await anyio.to_thread.run_sync(_read_head, upload.wav)):
+        raise NotAWav("The file has no RIFF/RF64 WAVE header.")
+
+    with tempfile.TemporaryDirectory(prefix="riffle-mp3-") as workdir:
+        mp3 = await transcoder.transcode(
+            upload.wav,
+            destination=Path(workdir) / "out.mp3",
+            max_duration_seconds=limits.max_duration_seconds,
+            request_id=request_id,
+        )
+        record = Record(
+            id=uuid.uuid4(),
+            user_id=upload.user_id,
+            original_filename=upload.filename[:1024],
+            content_type=MP3_CONTENT_TYPE,
+            size_bytes=mp3.size_bytes,
+            sha256=mp3.sha256,
+            duration_seconds=round(mp3.duration_seconds, 3),
+            channels=mp3.channels,
+            sample_rate=mp3.sample_rate,
+            bitrate=mp3.bitrate,
+        )
+        record.object_key = recording_key(record.user_id, record.id)
+        await anyio.to_thread.run_sync(
+            lambda: store.put_file(
+                record.object_key,
+                mp3.path,
+                content_type=MP3_CONTENT_TYPE,
+                metadata={"original-filename": quote(upload.filename[:1024])},
+            )
+        )
+    try:
+        return await database.run(lambda session: repositories.add_record(session, record=record))
+    except BaseException:
+        # The row is the commit point: without it the object must not stay behind.
+        with anyio.CancelScope(shield=True):
+            try:
+                await anyio.to_thread.run_sync(store.delete, record.object_key)
+            except Exception:
+                logger.exception(
+                    "Orphan object %s left behind; reconcile finds it", record.object_key
+                )
+        raise
+
+
+def _read_head(path: Path) -> bytes:
+    with path.open("rb") as wav:
+        return wav.read(12)
+
+
+async def find_record(database: Database, *, record_id: uuid.UUID, user_id: uuid.UUID) -> Record:
+    record = await database.run(
+        lambda session: repositories.get_record(session, record_id=record_id, user_id=user_id)
+    )
+    if record is None:
+        raise RecordNotFound()
+    return record
+
+
+async def open_object(store: ObjectStore, record: Record, start: int, end: int) -> Iterator[bytes]:
+    """The object's bytes ``start..end``, fetched before the response starts."""
+    try:
+        return await anyio.to_thread.run_sync(store.open_range, record.object_key, start, end)
+    except ObjectMissing:
+        logger.error("Record %s has no object at %s; run reconcile", record.id, record.object_key)
+        raise RecordNotFound() from None

@@ -1,0 +1,41 @@
+"""Where MP3s live: a local folder (embedded default) or an S3 bucket, behind one interface."""
+
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from gateway.config import Settings
+from gateway.storage.base import ObjectMissing, ObjectStore, StorageUnavailable
+from gateway.storage.local import LocalObjectStore
+from gateway.storage.s3 import S3ObjectStore
+
+__all__ = [
+    "ObjectMissing",
+    "ObjectStore",
+    "S3ObjectStore",
+    "StorageUnavailable",
+    "open_store",
+    "recording_key",
+]
+
+
+def open_store(settings: Settings) -> ObjectStore:
+    """The store ``STORAGE_URL`` names: ``file://<folder>`` or ``s3://<bucket>``."""
+    url = urlsplit(settings.storage_url)
+    if url.scheme == "file":
+        return LocalObjectStore(Path(url.netloc + url.path))
+    if url.scheme == "s3" and url.netloc:
+        secret = settings.aws_secret_access_key
+        return S3ObjectStore(
+            url.netloc,
+            endpoint_url=settings.s3_endpoint_url,
+            region=settings.aws_region,
+            access_key_id=settings.aws_access_key_id,
+            secret_access_key=secret.get_secret_value() if secret else None,
+        )
+    raise ValueError(f"STORAGE_URL must be file://<folder> or s3://<bucket>, not {url.geturl()!r}")
+
+
+def recording_key(user_id: uuid.UUID, record_id: uuid.UUID) -> str:
+    """Object keys come from ids we minted, never from client input."""
+    return f"recordings/{user_id}/{record_id}.mp3"

@@ -1,0 +1,39 @@
+"""The object store interface: the gateway's only view of where MP3s live."""
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Protocol
+
+from gateway.errors import DependencyUnavailable
+
+CHUNK_BYTES = 256 * 1024
+
+
+class StorageUnavailable(DependencyUnavailable):
+    def __init__(self) -> None:
+        super().__init__("object storage")
+
+
+class ObjectMissing(Exception):
+    """The key names no object (a row whose object is gone: see ``reconcile``)."""
+
+
+class ObjectStore(Protocol):
+    """Blocking calls: run them in a worker thread, never on the event loop."""
+
+    def put_file(
+        self, key: str, path: Path, *, content_type: str, metadata: Mapping[str, str]
+    ) -> None:
+        """Store the file at ``path`` under ``key``, all or nothing."""
+
+    def open_range(self, key: str, start: int, end: int) -> Iterator[bytes]:
+        """Fetch bytes ``start..end`` (inclusive) eagerly; yield them in chunks."""
+
+    def delete(self, key: str) -> None:
+        """Remove ``key``; removing a missing key is not an error."""
+
+    def check(self) -> None:
+        """Raise ``StorageUnavailable`` unless the store answers."""
+
+    def close(self) -> None:
+        """Release connections."""

@@ -1,0 +1,123 @@
+"""Objects in an S3-compatible bucket (MinIO in the stack): the only module that imports boto3."""
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import boto3
+from boto3.exceptions import S3UploadFailedError
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from gateway.storage.base import CHUNK_BYTES, ObjectMissing, StorageUnavailable
+
+if TYPE_CHECKING:
+    from botocore.response import StreamingBody
+    from mypy_boto3_s3 import S3Client
+
+_MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
+
+
+class S3ObjectStore:
+    """One bucket; every call bounded by connect/read time-outs and a few retries."""
+
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        endpoint_url: str | None,
+        region: str,
+        access_key_id: str | None,
+        secret_access_key: str | None,
+        max_connections: int = 20,
+    ) -> None:
+        self.bucket = bucket
+        config = Config(
+            region_name=region,
+            connect_timeout=5,
+            read_timeout=60,
+            retries={"max_attempts": 3, "mode": "standard"},
+            max_pool_connections=max_connections,
+            s3={"addressing_style": "path"},
+            # botocore >= 1.36 adds CRC32 checksums by default, which some S3-compatible servers
+            # reject; ask for them only where the API requires them.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        self._client: S3Client = boto3.session.Session().client(
+            "s3",
+            endpoint_url=endpoint_url,
+            aws_access_key_id=access_key_id,
+            aws_secret_access_key=secret_access_key,
+            config=config,
+        )
+        self._transfer = TransferConfig(multipart_chunksize=16 * 1024 * 1024, max_concurrency=4)
+
+    def ensure_bucket(self) -> None:
+        """Create the bucket when it is missing (idempotent)."""
+        try:
+            self._client.head_bucket(Bucket=self.bucket)
+        except ClientError as error:
+            if _code(error) not in {"404", "NoSuchBucket", "NotFound"}:
+                raise StorageUnavailable() from error
+            try:
+                self._client.create_bucket(Bucket=self.bucket)
+            except ClientError as create_error:
+                if _code(create_error) not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+                    raise StorageUnavailable() from create_error
+        except BotoCoreError as error:
+            raise StorageUnavailable() from error
+
+    def put_file(
+        self, key: str, path: Path, *, content_type: str, metadata: Mapping[str, str]
+    ) -> None:
+        try:
+            self._client.upload_file(
+                str(path),
+                self.bucket,
+                key,
+                ExtraArgs={"ContentType": content_type, "Metadata": dict(metadata)},
+                Config=self._transfer,
+            )
+        except (BotoCoreError, ClientError, S3UploadFailedError) as error:
+            raise StorageUnavailable() from error
+
+    def open_range(self, key: str, start: int, end: int) -> Iterator[bytes]:
+        try:
+            response = self._client.get_object(
+                Bucket=self.bucket, Key=key, Range=f"bytes={start}-{end}"
+            )
+        except ClientError as error:
+            if _code(error) in _MISSING_CODES:
+                raise ObjectMissing(key) from error
+            raise StorageUnavailable() from error
+        except BotoCoreError as error:
+            raise StorageUnavailable() from error
+        return _stream(response["Body"])
+
+    def delete(self, key: str) -> None:
+        try:
+            self._client.delete_object(Bucket=self.bucket, Key=key)
+        except (BotoCoreError, ClientError) as error:
+            raise StorageUnavailable() from error
+
+    def check(self) -> None:
+        try:
+            self._client.head_bucket(Bucket=self.bucket)
+        except (BotoCoreError, ClientError) as error:
+            raise StorageUnavailable() from error
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _stream(body: "StreamingBody") -> Iterator[bytes]:
+    try:
+        yield from body.iter_chunks(CHUNK_BYTES)
+    finally:
+        body.close()
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))

@@ -1,0 +1,33 @@
+"""Creating users and checking their credentials."""
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from gateway import repositories
+from gateway.errors import InvalidCredentials
+from gateway.models import User
+from gateway.users.tokens import hash_token, new_token, token_matches
+
+
+@dataclass(frozen=True, slots=True)
+class NewUser:
+    id: uuid.UUID
+    name: str
+    token: str
+
+
+def create_user(session: Session, *, name: str) -> NewUser:
+    token = new_token()
+    user = repositories.add_user(
+        session, user=User(id=uuid.uuid4(), name=name, token_hash=hash_token(token))
+    )
+    return NewUser(id=user.id, name=user.name, token=token)
+
+
+def authenticate(session: Session, *, user_id: uuid.UUID | None, token: str | None) -> None:
+    """Raise ``InvalidCredentials`` unless ``token`` belongs to ``user_id``: one answer for all."""
+    user = repositories.get_user(session, user_id=user_id) if user_id else None
+    if not token_matches(token, user.token_hash if user else None):
+        raise InvalidCredentials()

@@ -1,0 +1,227 @@
+"""POST /record through a live gateway and a live transcoder, on both back-ends."""
+
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fixtures.gateway import Gateway, GatewayFactory
+from tests.gateway.problems import assert_problem
+from tests.wavcorpus import pcm
+
+
+def new_user(client: httpx.Client) -> dict[str, str]:
+    response = client.post("/users", json={"name": "Uploader"})
+    assert response.status_code == 201
+    user: dict[str, str] = response.json()
+    return user
+
+
+def upload(
+    client: httpx.Client,
+    user: dict[str, str],
+    content: bytes,
+    *,
+    filename: str = "take.wav",
+    token: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    data = {"user": user["id"]}
+    if token is not None:
+        data["token"] = token
+    return client.post(
+        "/record", data=data, files={"file": (filename, content, "audio/wav")}, headers=headers
+    )
+
+
+def assert_nothing_stored(gateway: Gateway, user_id: str) -> None:
+    assert gateway.record_count(user_id) == 0
+    assert gateway.object_keys(user_id) == []
+
+
+def test_upload_converts_stores_and_answers_201_with_an_absolute_link(
+    gateway: Gateway, client: httpx.Client
+) -> None:
+    user = new_user(client)
+    response = upload(client, user, pcm(2.0), token=user["token"])
+    assert response.status_code == 201, response.text
+    body = response.json()
+    record_id = body["id"]
+    assert body["user"] == user["id"]
+    assert body["url"] == f"{gateway.url}/record?id={record_id}&user={user['id']}"
+    assert response.headers["Location"] == body["url"]
+    assert body["duration_seconds"] == pytest.approx(2.0, abs=0.01)
+    assert body["content_type"] == "audio/mpeg"
+    assert body["size_bytes"] > 0
+    assert gateway.record_count(user["id"]) == 1
+    assert gateway.object_keys(user["id"]) == [f"recordings/{user['id']}/{record_id}.mp3"]
+    download = client.get(body["url"])
+    assert download.status_code == 200
+    assert len(download.content) == body["size_bytes"]
+    assert download.headers["Content-Type"] == "audio/mpeg"
+
+
+def test_bearer_header_works_instead_of_the_token_field(client: httpx.Client) -> None:
+    user = new_user(client)
+    token = user["token"].upper()  # the case of the hex digits does not matter
+    response = upload(client, user, pcm(0.5), headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 201, response.text
+
+
+def test_url_uses_public_base_url_when_set(start_gateway: GatewayFactory) -> None:
+    with (
+        start_gateway(PUBLIC_BASE_URL="https://audio.example.com/") as gateway,
+        gateway.client() as client,
+    ):
+        user = new_user(client)
+        body = upload(client, user, pcm(0.3), token=user["token"]).json()
+    assert body["url"] == f"https://audio.example.com/record?id={body['id']}&user={user['id']}"
+
+
+def test_url_follows_the_host_the_client_addressed(client: httpx.Client) -> None:
+    user = new_user(client)
+    response = upload(
+        client, user, pcm(0.3), token=user["token"], headers={"Host": "riffle.test:8080"}
+    )
+    assert response.json()["url"].startswith("http://riffle.test:8080/record?id=")
+
+
+CREDENTIAL_FAILURES: list[tuple[str, Any]] = [
+    ("no token", lambda user, other: None),
+    ("wrong token", lambda user, other: str(uuid.uuid4())),
+    ("another user's token", lambda user, other: other["token"]),
+    ("malformed token", lambda user, other: "not-a-token"),
+    ("empty token", lambda user, other: ""),
+]
+
+
+def test_every_credential_failure_is_one_indistinguishable_401_and_stores_nothing(
+    gateway: Gateway, client: httpx.Client
+) -> None:
+    user, other = new_user(client), new_user(client)
+    answers = []
+    for _, make_token in CREDENTIAL_FAILURES:
+        response = upload(client, user, pcm(0.2), token=make_token(user, other))
+        answers.append(response)
+    unknown = {"id": str(uuid.uuid4()), "token": user["token"]}
+    answers.append(upload(client, unknown, pcm(0.2), token=user["token"]))
+    bodies = []
+    for response in answers:
+        body = assert_problem(response, 401)
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+        bodies.append(body)
+    assert all(body == bodies[0] for body in bodies)
+    assert_nothing_stored(gateway, user["id"])
+
+
+@pytest.mark.parametrize(
+    ("content", "name"),
+    [
+        (b"", "empty"),
+        (b"R", "one byte"),
+        (b"hello, this is text\n" * 10, "text"),
+        (b"#EXTM3U\n#EXT-X-TARGETDURATION:10\nfile:///etc/passwd\n", "HLS playlist"),
+        (bytes(range(256)) * 40, "binary noise"),
+    ],
+)
+def test_non_wav_files_are_415_and_store_nothing(
+    gateway: Gateway, client: httpx.Client, content: bytes, name: str
+) -> None:
+    user = new_user(client)
+    assert_problem(upload(client, user, content, token=user["token"]), 415)
+    assert_nothing_stored(gateway, user["id"])
+
+
+def test_wav_header_without_audio_is_422_and_stores_nothing(
+    gateway: Gateway, client: httpx.Client
+) -> None:
+    user = new_user(client)
+    header_only = pcm(1.0)[:44]
+    assert_problem(upload(client, user, header_only, token=user["token"]), 422)
+    assert_nothing_stored(gateway, user["id"])
+
+
+@pytest.mark.parametrize(
+    ("data", "files", "field"),
+    [
+        ({}, {"file": ("a.wav", b"RIFF", "audio/wav")}, "user"),
+        ({"user": "not-a-uuid", "token": "x"}, {"file": ("a.wav", b"RIFF", "audio/wav")}, "user"),
+        ({"user": str(uuid.uuid4()), "token": "x"}, None, "file"),
+    ],
+)
+def test_missing_or_malformed_form_fields_are_422(
+    client: httpx.Client, data: dict[str, str], files: dict[str, Any] | None, field: str
+) -> None:
+    if files is None:
+        files = {"other": ("x.txt", b"x", "text/plain")}
+    body = assert_problem(client.post("/record", data=data, files=files), 422)
+    assert body["errors"][0]["loc"] == ["body", field]
+
+
+def test_a_body_that_is_not_multipart_is_422(client: httpx.Client) -> None:
+    assert_problem(client.post("/record", json={"user": "x"}), 422)
+    assert_problem(
+        client.post("/record", content=b"RIFF", headers={"Content-Type": "audio/wav"}), 422
+    )
+
+
+def test_a_file_over_the_limit_is_413_without_reading_the_rest(
+    start_gateway: GatewayFactory,
+) -> None:
+    limit = 64 * 1024
+    with start_gateway(MAX_UPLOAD_BYTES=str(limit)) as gateway, gateway.client() as client:
+        user = new_user(client)
+        too_big = pcm(2.0)  # ~350 kB
+        assert len(too_big) > limit
+        assert_problem(upload(client, user, too_big, token=user["token"]), 413)
+        # A streamed body far larger than the limit: the gateway answers without reading it all.
+        sent = 0
+
+        def endless() -> Any:
+            nonlocal sent
+            boundary = b"--b\r\n"
+            head = (
+                boundary
+                + b'Content-Disposition: form-data; name="user"\r\n\r\n'
+                + user["id"].encode()
+                + b"\r\n"
+                + boundary
+                + b'Content-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\n'
+            )
+            yield head
+            while sent < 200 * 1024 * 1024:
+                sent += 64 * 1024
+                yield b"\0" * (64 * 1024)
+
+        try:
+            response = client.post(
+                "/record",
+                content=endless(),
+                headers={"Content-Type": "multipart/form-data; boundary=b"},
+            )
+            assert_problem(response, 413)
+        except (httpx.WriteError, httpx.RemoteProtocolError, httpx.ReadError):
+            pass  # the server may close the connection while we are still sending: also a cut-off
+        assert sent < 50 * 1024 * 1024
+        assert_nothing_stored(gateway, user["id"])
+
+
+def test_declared_length_over_the_limit_is_413_before_any_byte_is_read(
+    start_gateway: GatewayFactory,
+) -> None:
+    with start_gateway(MAX_UPLOAD_BYTES="1000") as gateway, gateway.client() as client:
+        response = client.post(
+            "/record",
+            content=b"x" * 100_000,
+            headers={"Content-Type": "multipart/form-data; boundary=b"},
+        )
+        assert_problem(response, 413)
+
+
+def test_too_long_recordings_are_422(start_gateway: GatewayFactory) -> None:
+    with start_gateway(MAX_DURATION_SECONDS="1") as gateway, gateway.client() as client:
+        user = new_user(client)
+        assert_problem(upload(client, user, pcm(1.5), token=user["token"]), 422)
+        assert_nothing_stored(gateway, user["id"])
+        assert upload(client, user, pcm(0.9), token=user["token"]).status_code == 201
