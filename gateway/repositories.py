@@ -1,8 +1,9 @@
 """Every database query the gateway makes."""
 
 import uuid
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, tuple_
 from sqlalchemy.orm import Session
 
 from gateway.models import Record, User
@@ -27,4 +28,28 @@ def add_record(session: Session, *, record: Record) -> Record:
 def get_record(session: Session, *, record_id: uuid.UUID, user_id: uuid.UUID) -> Record | None:
     return session.scalars(
         select(Record).where(Record.id == record_id, Record.user_id == user_id)
+    ).one_or_none()
+
+
+def list_records(
+    session: Session,
+    *,
+    user_id: uuid.UUID,
+    limit: int,
+    before: tuple[datetime, uuid.UUID] | None = None,
+) -> list[Record]:
+    """The user's records newest first, from just after ``before`` (a keyset, not an offset)."""
+    query = select(Record).where(Record.user_id == user_id)
+    if before is not None:
+        query = query.where(tuple_(Record.created_at, Record.id) < tuple_(*before))
+    query = query.order_by(Record.created_at.desc(), Record.id.desc()).limit(limit)
+    return list(session.scalars(query))
+
+
+def delete_record(session: Session, *, record_id: uuid.UUID, user_id: uuid.UUID) -> str | None:
+    """Delete the row; its object key, or ``None`` when there was no such row (or it went first)."""
+    return session.scalars(
+        delete(Record)
+        .where(Record.id == record_id, Record.user_id == user_id)
+        .returning(Record.object_key)
     ).one_or_none()

@@ -3,10 +3,11 @@ import uuid
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.requests import ClientDisconnect
 
+from gateway.config import Settings
 from gateway.deps import DatabaseDep, SettingsDep, StoreDep, TranscoderDep
 from gateway.errors import (
     InvalidCredentials,
@@ -19,10 +20,11 @@ from gateway.errors import (
     UploadTooLarge,
 )
 from gateway.middleware import request_id_var
+from gateway.models import Record
 from gateway.openapi import problem_responses
 from gateway.records import delivery, service
 from gateway.records.form import FILE_FIELD, UploadedFile, read_upload_form
-from gateway.records.schemas import RecordOut
+from gateway.records.schemas import RecordItem, RecordOut, RecordPage
 
 router = APIRouter(tags=["records"])
 
@@ -50,17 +52,38 @@ _UPLOAD_BODY = {
 }
 
 
-def record_url(
-    request: Request, public_base_url: str | None, record_id: uuid.UUID, user_id: uuid.UUID
-) -> str:
+def record_url(request: Request, settings: Settings, record: Record) -> str:
     """The absolute download link: ``PUBLIC_BASE_URL`` when set, else as the client addressed us."""
-    base = public_base_url or str(request.base_url).rstrip("/")
-    return f"{base}/record?id={record_id}&user={user_id}"
+    base = settings.public_base_url or str(request.base_url).rstrip("/")
+    return f"{base}/record?id={record.id}&user={record.user_id}"
+
+
+def record_out(request: Request, settings: Settings, record: Record) -> RecordOut:
+    return RecordOut(
+        id=record.id,
+        user=record.user_id,
+        url=record_url(request, settings, record),
+        duration_seconds=record.duration_seconds,
+        size_bytes=record.size_bytes,
+        content_type=record.content_type,
+    )
 
 
 def bearer_token(request: Request) -> str | None:
     scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
     return credentials.strip() if scheme.lower() == "bearer" and credentials.strip() else None
+
+
+def management_token(
+    request: Request,
+    token: Annotated[
+        str | None, Query(description="The access token, if not sent as Authorization: Bearer.")
+    ] = None,
+) -> str | None:
+    return bearer_token(request) or token
+
+
+TokenDep = Annotated[str | None, Depends(management_token)]
 
 
 @router.post(
@@ -115,16 +138,10 @@ async def add_record(
             limits=service.Limits(max_duration_seconds=settings.max_duration_seconds),
             request_id=request_id_var.get(),
         )
-    url = record_url(request, settings.public_base_url, record.id, record.user_id)
-    body = RecordOut(
-        id=record.id,
-        user=record.user_id,
-        url=url,
-        duration_seconds=record.duration_seconds,
-        size_bytes=record.size_bytes,
-        content_type=record.content_type,
+    body = record_out(request, settings, record)
+    return JSONResponse(
+        body.model_dump(mode="json"), status_code=201, headers={"Location": body.url}
     )
-    return JSONResponse(body.model_dump(mode="json"), status_code=201, headers={"Location": url})
 
 
 def _form_user_id(value: str | None) -> uuid.UUID:
@@ -197,3 +214,52 @@ async def download_record(
         return Response(status_code=status_code, headers=headers)
     body = await service.open_object(store, record, first, last)
     return StreamingResponse(body, status_code=status_code, headers=headers)
+
+
+@router.get(
+    "/users/{user_id}/records",
+    response_model=RecordPage,
+    summary="List a user's recordings, newest first",
+    responses=problem_responses(InvalidCredentials, InvalidInput),
+)
+async def list_records(
+    request: Request,
+    user_id: uuid.UUID,
+    token: TokenDep,
+    settings: SettingsDep,
+    database: DatabaseDep,
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 50,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+) -> RecordPage:
+    """Keyset-paginated: pages stay fast and stable however many recordings there are."""
+    page = await service.list_recordings(
+        database, user_id=user_id, token=token, limit=limit, cursor=cursor
+    )
+    items = [
+        RecordItem(
+            **record_out(request, settings, record).model_dump(),
+            original_filename=record.original_filename,
+            created_at=record.created_at,
+        )
+        for record in page.records
+    ]
+    return RecordPage(items=items, next_cursor=page.next_cursor)
+
+
+@router.delete(
+    "/record",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="Delete a recording and its MP3",
+    responses=problem_responses(InvalidCredentials, InvalidInput, RecordNotFound),
+)
+async def delete_record(
+    id: Annotated[uuid.UUID, Query(description="The record id.")],
+    user: Annotated[uuid.UUID, Query(description="The owner's user id.")],
+    token: TokenDep,
+    database: DatabaseDep,
+    store: StoreDep,
+) -> Response:
+    """Deletes the row and the object; later downloads answer 404."""
+    await service.delete_recording(database, store, record_id=id, user_id=user, token=token)
+    return Response(status_code=204)

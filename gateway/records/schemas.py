@@ -1,4 +1,5 @@
 import uuid
+from datetime import datetime
 
 from pydantic import BaseModel, Field
 
@@ -28,3 +29,17 @@ class RecordOut(BaseModel):
             ]
         }
     }
+
+
+class RecordItem(RecordOut):
+    """A recording as listed: also its original file name and when it was added."""
+
+    original_filename: str
+    created_at: datetime
+
+
+class RecordPage(BaseModel):
+    items: list[RecordItem]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end."
+    )

@@ -9,12 +9,14 @@ from pathlib import Path
 from urllib.parse import quote
 
 import anyio.to_thread
+from sqlalchemy.orm import Session
 
 from gateway import repositories
 from gateway.db import Database
 from gateway.errors import NotAWav, RecordNotFound
 from gateway.models import Record
-from gateway.storage import ObjectMissing, ObjectStore, recording_key
+from gateway.records.cursor import decode_cursor, encode_cursor
+from gateway.storage import ObjectMissing, ObjectStore, StorageUnavailable, recording_key
 from gateway.transcoder_client import TranscoderClient
 from gateway.users.service import authenticate
 
@@ -123,3 +125,50 @@ async def open_object(store: ObjectStore, record: Record, start: int, end: int) 
     except ObjectMissing:
         logger.error("Record %s has no object at %s; run reconcile", record.id, record.object_key)
         raise RecordNotFound() from None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    records: list[Record]
+    next_cursor: str | None
+
+
+async def list_recordings(
+    database: Database, *, user_id: uuid.UUID, token: str | None, limit: int, cursor: str | None
+) -> Page:
+    """One page of the user's records, newest first."""
+    before = decode_cursor(cursor) if cursor else None
+
+    def work(session: Session) -> list[Record]:
+        authenticate(session, user_id=user_id, token=token)
+        return repositories.list_records(session, user_id=user_id, limit=limit + 1, before=before)
+
+    records = await database.run(work)
+    if len(records) <= limit:
+        return Page(records, None)
+    last = records[limit - 1]
+    return Page(records[:limit], encode_cursor(last.created_at, last.id))
+
+
+async def delete_recording(
+    database: Database,
+    store: ObjectStore,
+    *,
+    record_id: uuid.UUID,
+    user_id: uuid.UUID,
+    token: str | None,
+) -> None:
+    """Delete the row, then its object: a crash between leaves an orphan ``reconcile`` removes."""
+
+    def work(session: Session) -> str | None:
+        authenticate(session, user_id=user_id, token=token)
+        return repositories.delete_record(session, record_id=record_id, user_id=user_id)
+
+    object_key = await database.run(work)
+    if object_key is None:
+        raise RecordNotFound()
+    try:
+        await anyio.to_thread.run_sync(store.delete, object_key)
+    except StorageUnavailable:
+        # The record is gone for the user either way; the object waits for reconcile.
+        logger.exception("Object %s of deleted record %s was not removed", object_key, record_id)
