@@ -3,7 +3,7 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import ColumnElement, delete, select, tuple_
 from sqlalchemy.orm import Session
 
 from gateway.models import Record, User
@@ -53,3 +53,20 @@ def delete_record(session: Session, *, record_id: uuid.UUID, user_id: uuid.UUID)
         .where(Record.id == record_id, Record.user_id == user_id)
         .returning(Record.object_key)
     ).one_or_none()
+
+
+def object_keys_after(session: Session, *, after: str, limit: int) -> list[tuple[str, uuid.UUID]]:
+    """(object_key, record id) pairs past ``after``, in byte order of key (as S3 lists them)."""
+    # Byte order, whatever the database's locale (SQLite compares bytes already).
+    postgres = session.get_bind().dialect.name == "postgresql"
+    key: ColumnElement[str] = (
+        Record.object_key.collate("C") if postgres else Record.object_key.expression
+    )
+    rows = session.execute(
+        select(Record.object_key, Record.id).where(key > after).order_by(key).limit(limit)
+    )
+    return [(row.object_key, row.id) for row in rows]
+
+
+def delete_records(session: Session, *, record_ids: list[uuid.UUID]) -> None:
+    session.execute(delete(Record).where(Record.id.in_(record_ids)))

@@ -10,7 +10,7 @@ import anyio.to_thread
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from gateway.errors import InvalidInput, UploadTooLarge
+from gateway.errors import InvalidInput, RiffleError, UploadTooLarge
 
 FILE_FIELD = "file"
 MAX_FIELD_BYTES = 4096
@@ -152,11 +152,20 @@ async def read_upload_form(
                     await reader.flush()
             parser.finalize()
         except MultipartParseError as error:
-            raise _invalid(["body"], f"malformed multipart body: {error}") from None
+            raise _unread(_invalid(["body"], f"malformed multipart body: {error}")) from None
+        except RiffleError as error:
+            raise _unread(error) from None
         await reader.flush()
     if not reader.finished:
         raise _invalid(["body"], "the multipart body ended before its closing boundary")
     return UploadForm(reader.fields, reader.file)
+
+
+def _unread(error: RiffleError) -> RiffleError:
+    """Mark an answer given before the body was read to its end: the server then closes the
+    connection instead of reading (and discarding) the rest of a possibly huge upload."""
+    error.headers["Connection"] = "close"
+    return error
 
 
 def _invalid(loc: list[str], msg: str) -> InvalidInput:

@@ -112,7 +112,8 @@ async def add_record(
     declared = request.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > settings.max_upload_bytes + FORM_OVERHEAD_BYTES:
         raise UploadTooLarge(
-            f"The upload is larger than the limit of {settings.max_upload_bytes} bytes."
+            f"The upload is larger than the limit of {settings.max_upload_bytes} bytes.",
+            headers={"Connection": "close"},  # do not read the body we refuse
         )
     with tempfile.TemporaryDirectory(prefix="riffle-upload-") as spool_dir:
         try:

@@ -5,7 +5,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from gateway.config import Settings
-from gateway.storage.base import ObjectMissing, ObjectStore, StorageUnavailable
+from gateway.storage.base import ObjectMissing, ObjectStore, StorageUnavailable, StoredObject
 from gateway.storage.local import LocalObjectStore
 from gateway.storage.s3 import S3ObjectStore
 
@@ -14,6 +14,7 @@ __all__ = [
     "ObjectStore",
     "S3ObjectStore",
     "StorageUnavailable",
+    "StoredObject",
     "open_store",
     "recording_key",
 ]

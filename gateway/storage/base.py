@@ -1,6 +1,8 @@
 """The object store interface: the gateway's only view of where MP3s live."""
 
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -18,6 +20,12 @@ class ObjectMissing(Exception):
     """The key names no object (a row whose object is gone: see ``reconcile``)."""
 
 
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    key: str
+    modified: datetime
+
+
 class ObjectStore(Protocol):
     """Blocking calls: run them in a worker thread, never on the event loop."""
 
@@ -31,6 +39,9 @@ class ObjectStore(Protocol):
 
     def delete(self, key: str) -> None:
         """Remove ``key``; removing a missing key is not an error."""
+
+    def list_objects(self, prefix: str) -> Iterator[StoredObject]:
+        """Every object under ``prefix``, in ascending byte order of key, fetched page by page."""
 
     def check(self) -> None:
         """Raise ``StorageUnavailable`` unless the store answers."""

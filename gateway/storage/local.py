@@ -4,10 +4,11 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from gateway.storage.base import CHUNK_BYTES, ObjectMissing, StorageUnavailable
+from gateway.storage.base import CHUNK_BYTES, ObjectMissing, StorageUnavailable, StoredObject
 
 
 class LocalObjectStore:
@@ -49,6 +50,14 @@ class LocalObjectStore:
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    def list_objects(self, prefix: str) -> Iterator[StoredObject]:
+        found = []
+        for path in self.root.rglob("*"):
+            key = path.relative_to(self.root).as_posix()
+            if key.startswith(prefix) and path.is_file():
+                found.append(StoredObject(key, datetime.fromtimestamp(path.stat().st_mtime, UTC)))
+        return iter(sorted(found, key=lambda item: item.key.encode()))
 
     def check(self) -> None:
         if not os.access(self.root, os.W_OK):

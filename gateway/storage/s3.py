@@ -10,7 +10,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from gateway.storage.base import CHUNK_BYTES, ObjectMissing, StorageUnavailable
+from gateway.storage.base import CHUNK_BYTES, ObjectMissing, StorageUnavailable, StoredObject
 
 if TYPE_CHECKING:
     from botocore.response import StreamingBody
@@ -99,6 +99,17 @@ class S3ObjectStore:
     def delete(self, key: str) -> None:
         try:
             self._client.delete_object(Bucket=self.bucket, Key=key)
+        except (BotoCoreError, ClientError) as error:
+            raise StorageUnavailable() from error
+
+    def list_objects(self, prefix: str) -> Iterator[StoredObject]:
+        pages = self._client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix, PaginationConfig={"PageSize": 1000}
+        )
+        try:
+            for page in pages:
+                for item in page.get("Contents", []):
+                    yield StoredObject(item["Key"], item["LastModified"])
         except (BotoCoreError, ClientError) as error:
             raise StorageUnavailable() from error
 

@@ -37,8 +37,16 @@ def test_listing_pages_newest_first_with_an_opaque_cursor(client: httpx.Client) 
         body = page.json()
         pages += 1
         for item in body["items"]:
-            assert {"id", "user", "url", "duration_seconds", "size_bytes", "content_type",
-                    "original_filename", "created_at"} <= item.keys()
+            assert {
+                "id",
+                "user",
+                "url",
+                "duration_seconds",
+                "size_bytes",
+                "content_type",
+                "original_filename",
+                "created_at",
+            } <= item.keys()
             assert item["created_at"].endswith(("Z", "+00:00"))
         seen += [item["id"] for item in body["items"]]
         cursor = body["next_cursor"]
@@ -93,8 +101,9 @@ def test_deleting_another_users_record_is_404_and_it_stays(
     )
     assert_problem(response, 404)
     assert_problem(
-        client.delete("/record", params={"id": record_id, "user": owner["id"],
-                                          "token": intruder["token"]}),
+        client.delete(
+            "/record", params={"id": record_id, "user": owner["id"], "token": intruder["token"]}
+        ),
         401,
     )
     assert gateway.record_count(owner["id"]) == 1

@@ -28,7 +28,17 @@ def test_names_need_not_be_unique_and_count_code_points(client: httpx.Client) ->
 
 @pytest.mark.parametrize(
     "name",
-    ["", "   ", "x" * 101, "a\x00b", "tab\there", "del\x7f", "c1\x85", "new\nline"],
+    [
+        "",
+        "   ",
+        "x" * 101,
+        "a\x00b",
+        "tab\there",
+        "del\x7f",
+        "c1\x85in the middle",
+        "\x9f",
+        "new\nline",
+    ],
 )
 def test_invalid_names_are_422_with_errors(client: httpx.Client, name: str) -> None:
     body = assert_problem(client.post("/users", json={"name": name}), 422)

@@ -1,0 +1,124 @@
+"""Find objects without rows and rows without objects; ``--fix`` removes both.
+
+``python -m gateway.reconcile [--fix] [--grace-minutes N]``, with the gateway's settings. Both sides
+are read page by page in key order and merged: constant memory on any number of records.
+"""
+
+import argparse
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway import repositories
+from gateway.config import Settings
+from gateway.db import create_db_engine
+from gateway.storage import ObjectStore, StoredObject, open_store
+
+PREFIX = "recordings/"
+_PAGE = 1000
+
+
+@dataclass
+class Report:
+    orphan_objects: list[str] = field(default_factory=list)
+    missing_objects: list[tuple[str, uuid.UUID]] = field(default_factory=list)
+    # Orphans younger than the grace period may belong to an upload still in flight.
+    recent_orphans: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not (self.orphan_objects or self.missing_objects)
+
+
+def reconcile(
+    sessions: sessionmaker[Session],
+    store: ObjectStore,
+    *,
+    fix: bool,
+    grace: timedelta = timedelta(hours=1),
+    now: datetime | None = None,
+) -> Report:
+    """Compare the bucket with the records table; with ``fix``, delete what has no counterpart."""
+    cutoff = (now or datetime.now(UTC)) - grace
+    report = Report()
+    objects = store.list_objects(PREFIX)
+    rows = _rows(sessions)
+    stored, row = next(objects, None), next(rows, None)
+    while stored is not None or row is not None:
+        if row is None or (stored is not None and stored.key.encode() < row[0].encode()):
+            assert stored is not None
+            _orphan(report, stored, cutoff)
+            stored = next(objects, None)
+        elif stored is None or row[0].encode() < stored.key.encode():
+            report.missing_objects.append(row)
+            row = next(rows, None)
+        else:
+            stored, row = next(objects, None), next(rows, None)
+    if fix:
+        for key in report.orphan_objects:
+            store.delete(key)
+        missing_ids = [record_id for _, record_id in report.missing_objects]
+        for start in range(0, len(missing_ids), _PAGE):
+            with sessions.begin() as session:
+                repositories.delete_records(session, record_ids=missing_ids[start : start + _PAGE])
+    return report
+
+
+def _orphan(report: Report, stored: StoredObject, cutoff: datetime) -> None:
+    if stored.modified < cutoff:
+        report.orphan_objects.append(stored.key)
+    else:
+        report.recent_orphans.append(stored.key)
+
+
+def _rows(sessions: sessionmaker[Session]) -> Iterator[tuple[str, uuid.UUID]]:
+    after = ""
+    while True:
+        with sessions.begin() as session:
+            page = repositories.object_keys_after(session, after=after, limit=_PAGE)
+        if not page:
+            return
+        yield from page
+        after = page[-1][0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gateway.reconcile", description=__doc__)
+    parser.add_argument("--fix", action="store_true", help="delete orphan objects and rows")
+    parser.add_argument(
+        "--grace-minutes",
+        type=float,
+        default=60,
+        help="leave objects younger than this alone: their upload may still be running (60)",
+    )
+    args = parser.parse_args(argv)
+    settings = Settings()
+    engine = create_db_engine(settings.database_url)
+    store = open_store(settings)
+    try:
+        report = reconcile(
+            sessionmaker(engine), store, fix=args.fix, grace=timedelta(minutes=args.grace_minutes)
+        )
+    finally:
+        store.close()
+        engine.dispose()
+    verb = "removed" if args.fix else "found"
+    for key in report.orphan_objects:
+        print(f"orphan object ({verb}): {key}")
+    for key, record_id in report.missing_objects:
+        print(f"record without object ({verb}): {record_id} -> {key}")
+    for key in report.recent_orphans:
+        print(f"recent object without row (left alone, may be an upload in flight): {key}")
+    print(
+        f"{len(report.orphan_objects)} orphan objects, "
+        f"{len(report.missing_objects)} records without objects ({verb})"
+    )
+    return 0 if report.clean or args.fix else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
