@@ -2,13 +2,11 @@
 
 import hashlib
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
 import pytest
 
-from tests.fixtures.gateway import Gateway
 from tests.gateway.problems import assert_problem
 from tests.gateway.test_upload import new_user, upload
 from tests.wavcorpus import pcm
@@ -24,11 +22,11 @@ class Stored:
 
 
 @pytest.fixture
-def stored(gateway: Gateway, client: httpx.Client) -> Iterator[Stored]:
+def stored(client: httpx.Client) -> Stored:
     user = new_user(client)
     created = upload(client, user, pcm(1.0), filename="My Song.WAV", token=user["token"]).json()
     body = client.get(created["url"]).content
-    yield Stored(created["id"], user["id"], created["url"], created["size_bytes"], body)
+    return Stored(created["id"], user["id"], created["url"], created["size_bytes"], body)
 
 
 def test_download_serves_the_whole_mp3_with_its_headers(
