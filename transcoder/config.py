@@ -1,0 +1,26 @@
+"""Transcoder settings, from the environment (validated when the app is created)."""
+
+import shutil
+
+import imageio_ffmpeg
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    transcode_timeout_seconds: float = Field(default=600, gt=0)
+    mp3_bitrate: str = Field(default="128k", pattern=r"^[1-9][0-9]{0,2}k$")
+    # The ceiling: a request may ask for less, never for more.
+    max_duration_seconds: float = Field(default=10800, gt=0)
+    ffmpeg_path: str | None = None
+
+    def ffmpeg_executable(self) -> str:
+        """FFMPEG_PATH if set, else ``ffmpeg`` on PATH, else the static build of imageio-ffmpeg."""
+        if self.ffmpeg_path:
+            return self.ffmpeg_path
+        on_path = shutil.which("ffmpeg")
+        if on_path:
+            return on_path
+        return str(imageio_ffmpeg.get_ffmpeg_exe())

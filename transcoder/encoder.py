@@ -1,0 +1,226 @@
+"""The one place that knows ffmpeg: a streamed WAV in, a complete MP3 file with a LAME tag out."""
+
+import asyncio
+import contextlib
+import logging
+import re
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from transcoder import mp3, wav
+from transcoder.errors import EncoderUnavailable, TranscodeTimeout, UnusableAudio
+
+logger = logging.getLogger(__name__)
+
+MAX_HEADER_BYTES = 1024 * 1024
+MP3_SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+_STDIN_CHUNK_BYTES = 256 * 1024
+_STDERR_TAIL_BYTES = 4096
+_DURATION_MARGIN_SECONDS = 1.0  # -t stops a runaway input just past the limit; the check is exact
+_TERMINATE_GRACE_SECONDS = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Encoder:
+    """Runs ffmpeg/LAME with a deadline; nothing of a failed run survives it."""
+
+    ffmpeg: str
+    bitrate: str
+    timeout_seconds: float
+
+    async def encode(
+        self, body: AsyncIterator[bytes], *, output: Path, max_duration_seconds: float
+    ) -> mp3.Mp3Info:
+        """Read the WAV from ``body`` and write the MP3 to ``output`` (an existing, seekable file).
+
+        Raises ``NotAWav``/``UnusableAudio`` for bad input, ``TranscodeTimeout`` past the deadline.
+        Client disconnects (``ClientDisconnect`` from ``body``) and cancellation propagate; in
+        every case ffmpeg is stopped and reaped before this returns.
+        """
+        try:
+            async with asyncio.timeout(self.timeout_seconds):
+                header, buffered = await read_header(body)
+                wav.check_supported(header, max_duration_seconds=max_duration_seconds)
+                command = self.command(header, output, max_duration_seconds)
+                stderr, audio_bytes = await self._run(command, buffered, body, header)
+        except TimeoutError:
+            raise TranscodeTimeout(
+                f"Transcoding took longer than {self.timeout_seconds:g} seconds."
+            ) from None
+        return await _check_output(output, stderr, audio_bytes, max_duration_seconds)
+
+    def command(
+        self, header: wav.WavHeader, output: Path, max_duration_seconds: float
+    ) -> list[str]:
+        """The ffmpeg argument list: input format forced, pipe-only input, seekable file output."""
+        channels = "1" if header.channels == 1 else "2"
+        limit = f"{max_duration_seconds + _DURATION_MARGIN_SECONDS:.3f}"
+        return [
+            self.ffmpeg,
+            *("-nostdin", "-hide_banner", "-loglevel", "error"),
+            *("-protocol_whitelist", "pipe", "-f", "wav", "-i", "pipe:0"),
+            *("-map", "0:a:0", "-vn", "-c:a", "libmp3lame", "-b:a", self.bitrate),
+            *("-ac", channels, "-ar", str(output_sample_rate(header.sample_rate))),
+            *("-t", limit, "-f", "mp3", "-y", str(output)),
+        ]
+
+    async def _run(
+        self, command: list[str], buffered: bytes, body: AsyncIterator[bytes], header: wav.WavHeader
+    ) -> tuple[bytes, int]:
+        """Run ffmpeg to its end; returns (stderr tail, audio bytes sent) when it exits 0."""
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *command,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        except OSError as error:
+            logger.exception("cannot start ffmpeg at %s", self.ffmpeg)
+            raise EncoderUnavailable("The encoder could not be started.") from error
+        assert process.stdin is not None
+        assert process.stderr is not None
+        stderr_tail = asyncio.create_task(_tail(process.stderr))
+        try:
+            sent = await _feed(process.stdin, buffered, body)
+            returncode = await process.wait()
+            stderr = await stderr_tail
+        finally:
+            await _stop(process)
+            stderr_tail.cancel()
+        audio_bytes = max(0, sent - header.data_offset)
+        if returncode != 0:
+            if audio_bytes == 0:
+                raise UnusableAudio(_NO_AUDIO)
+            raise UnusableAudio(f"The audio could not be decoded: {_summary(stderr)}")
+        return stderr, audio_bytes
+
+
+_NO_AUDIO = "The WAV file contains no audio (it is empty or ends right after its header)."
+
+
+def output_sample_rate(rate: int) -> int:
+    """The input's rate if MP3 has it, else 48/44.1 kHz if one divides it, else the next lower."""
+    if rate in MP3_SAMPLE_RATES:
+        return rate
+    for candidate in (48000, 44100):
+        if rate % candidate == 0:
+            return candidate
+    return max((r for r in MP3_SAMPLE_RATES if r < rate), default=MP3_SAMPLE_RATES[0])
+
+
+async def read_header(body: AsyncIterator[bytes]) -> tuple[wav.WavHeader, bytes]:
+    """Buffer the body up to the ``data`` chunk; returns the header and every byte read so far."""
+    buffer = bytearray()
+    async for chunk in body:
+        buffer += chunk
+        header = wav.parse_header(buffer)
+        if header is not None:
+            return header, bytes(buffer)
+        if len(buffer) > MAX_HEADER_BYTES:
+            raise UnusableAudio(
+                f"No audio data chunk within the first {MAX_HEADER_BYTES // 1024} KiB."
+            )
+    header = wav.parse_header(bytes(buffer), complete=True)
+    assert header is not None  # complete=True raises instead of returning None
+    return header, bytes(buffer)
+
+
+async def _feed(stdin: asyncio.StreamWriter, buffered: bytes, body: AsyncIterator[bytes]) -> int:
+    """Write the buffered bytes and the rest of the body to ffmpeg; returns the bytes it took.
+
+    ffmpeg may stop reading early (end of the data chunk, ``-t``, an error): the rest of the body is
+    then read and dropped, so the client can finish sending and read our answer.
+    """
+    sent = 0
+    accepting = True
+
+    async def write(chunk: bytes) -> None:
+        nonlocal sent, accepting
+        if not accepting:
+            return
+        try:
+            for start in range(0, len(chunk), _STDIN_CHUNK_BYTES):
+                piece = chunk[start : start + _STDIN_CHUNK_BYTES]
+                stdin.write(piece)
+                await stdin.drain()
+                sent += len(piece)
+        except (BrokenPipeError, ConnectionResetError):
+            accepting = False
+
+    await write(buffered)
+    async for chunk in body:
+        await write(chunk)
+    # No wait_closed(): ffmpeg's exit says it read all. (Cancelling an await of wait_closed()
+    # cancels the protocol's own future, and asyncio then logs InvalidStateError on 3.11.)
+    stdin.close()
+    return sent
+
+
+async def _tail(stream: asyncio.StreamReader) -> bytes:
+    """Drain ``stream`` to its end, keeping only the last few KB."""
+    kept = bytearray()
+    while chunk := await stream.read(65536):
+        kept += chunk
+        del kept[:-_STDERR_TAIL_BYTES]
+    return bytes(kept)
+
+
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    """SIGTERM, a short grace, then SIGKILL; always reaped. Safe to call on an exited process."""
+    if process.returncode is None:
+        # ffmpeg blocked in a read of stdin only sees SIGTERM once the read returns: give it EOF.
+        if process.stdin is not None:
+            process.stdin.close()
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), _TERMINATE_GRACE_SECONDS)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+    await process.wait()
+
+
+def _summary(stderr: bytes) -> str:
+    """ffmpeg's first line about the input, short and printable (not its follow-up noise)."""
+    for raw_line in stderr.decode("utf-8", "replace").splitlines():
+        line = _LOG_PREFIX.sub("", raw_line).strip()
+        if line and not line.startswith(_FOLLOW_UP_LINES):
+            return re.sub(r"[^\x20-\x7e]", "?", line)[:200]
+    return "the decoder failed."
+
+
+_LOG_PREFIX = re.compile(r"^(\[[^\]]*\]\s*)+")  # "[aist#0:0/pcm @ 0x55…] [dec:pcm @ 0x…] "
+_FOLLOW_UP_LINES = (
+    "Error opening output",
+    "Conversion failed",
+    "Terminating thread",
+    "Task finished",
+)
+
+
+async def _check_output(
+    output: Path, stderr: bytes, audio_bytes: int, max_duration_seconds: float
+) -> mp3.Mp3Info:
+    """Success only for an MP3 with a LAME tag and at least one decoded sample, within the limit."""
+    try:
+        info = mp3.parse(await asyncio.to_thread(_read_head, output))
+    except mp3.Mp3Error as error:
+        if audio_bytes == 0:
+            raise UnusableAudio(_NO_AUDIO) from error
+        logger.info("ffmpeg exited 0 without a usable MP3 (%s): %s", error, _summary(stderr))
+        raise UnusableAudio("No audio could be decoded from the WAV file.") from error
+    if info.sample_count <= 0:
+        raise UnusableAudio(_NO_AUDIO if audio_bytes == 0 else "No audio samples were decoded.")
+    if info.duration_seconds > max_duration_seconds:
+        raise wav.too_long(info.duration_seconds, max_duration_seconds)
+    return info
+
+
+def _read_head(path: Path) -> bytes:
+    with path.open("rb") as mp3_file:
+        head = mp3_file.read(10)
+        return head + mp3_file.read(mp3.id3v2_size(head) + mp3.HEAD_BYTES)

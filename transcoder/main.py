@@ -1,0 +1,193 @@
+"""The transcoder's HTTP face: ``POST /transcode`` and ``GET /healthz``.
+
+Run with ``uvicorn transcoder.main:create_app --factory --port 8001``.
+"""
+
+import asyncio
+import logging
+import math
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from http import HTTPStatus
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from transcoder.config import Settings
+from transcoder.encoder import Encoder
+from transcoder.errors import TranscodeError
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "https://riffle.dev/problems/"
+REQUEST_ID_HEADER = "X-Request-ID"
+_ACCEPTABLE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; settings come from the environment unless given."""
+    settings = settings or Settings()
+    app = FastAPI(title="riffle transcoder", version="1")
+    app.state.settings = settings
+    app.state.encoder = Encoder(
+        ffmpeg=settings.ffmpeg_executable(),
+        bitrate=settings.mp3_bitrate,
+        timeout_seconds=settings.transcode_timeout_seconds,
+    )
+    app.include_router(router)
+    app.add_exception_handler(TranscodeError, _transcode_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(ClientDisconnect, _client_disconnect)
+    app.add_middleware(RequestIdEcho)
+    return app
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _encoder(request: Request) -> Encoder:
+    encoder: Encoder = request.app.state.encoder
+    return encoder
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+EncoderDep = Annotated[Encoder, Depends(_encoder)]
+
+router = APIRouter()
+
+_PROBLEM: dict[str, Any] = {"content": {PROBLEM_JSON: {}}}
+
+
+@router.post(
+    "/transcode",
+    response_class=FileResponse,
+    responses={
+        200: {
+            "content": {"audio/mpeg": {}},
+            "description": "The MP3; X-Audio-Duration-Seconds, -Channels, -Sample-Rate, -Bitrate.",
+        },
+        415: {"description": "Not a WAV file", **_PROBLEM},
+        422: {"description": "A WAV whose audio is unusable or too long", **_PROBLEM},
+        504: {"description": "The encode passed TRANSCODE_TIMEOUT_SECONDS", **_PROBLEM},
+    },
+)
+async def transcode(
+    request: Request,
+    settings: SettingsDep,
+    encoder: EncoderDep,
+    max_duration_seconds: Annotated[float | None, Query(gt=0, allow_inf_nan=False)] = None,
+) -> Response:
+    """Convert the WAV request body (streamed, any Content-Type) to an MP3."""
+    limit = min(max_duration_seconds or math.inf, settings.max_duration_seconds)
+    output = await asyncio.to_thread(_new_temporary_mp3)
+    try:
+        info = await encoder.encode(request.stream(), output=output, max_duration_seconds=limit)
+    except BaseException:
+        await asyncio.to_thread(output.unlink, missing_ok=True)
+        raise
+    headers = {
+        "X-Audio-Duration-Seconds": repr(info.duration_seconds),
+        "X-Audio-Channels": str(info.channels),
+        "X-Audio-Sample-Rate": str(info.sample_rate),
+        "X-Audio-Bitrate": str(info.bitrate),
+    }
+    return TemporaryFileResponse(output, media_type="audio/mpeg", headers=headers)
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def _new_temporary_mp3() -> Path:
+    descriptor, name = tempfile.mkstemp(prefix="riffle-transcode-", suffix=".mp3")
+    os.close(descriptor)
+    return Path(name)
+
+
+class TemporaryFileResponse(FileResponse):
+    """A FileResponse whose file is deleted once sent, or once sending failed."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await asyncio.to_thread(Path(self.path).unlink, missing_ok=True)
+
+
+class RequestIdEcho:
+    """Put the caller's ``X-Request-ID`` (when short and printable) on the response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        sent = Headers(scope=scope).get(REQUEST_ID_HEADER, "") if scope["type"] == "http" else ""
+        if not _ACCEPTABLE_REQUEST_ID.fullmatch(sent):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = sent
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    slug: str | None = None,
+    title: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    """An RFC 9457 problem document."""
+    body = {
+        "type": PROBLEM_BASE + slug if slug else "about:blank",
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+async def _transcode_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, TranscodeError)
+    if error.status >= 500 and error.status != 504:
+        logger.error("transcode failed: %s", error.detail, exc_info=error)
+    return problem(error.status, error.detail, slug=error.slug, title=error.title)
+
+
+async def _validation_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, RequestValidationError)
+    errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in error.errors()]
+    return problem(422, "The request is not valid.", slug="validation-error", errors=errors)
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, StarletteHTTPException)
+    return problem(error.status_code, str(error.detail), headers=error.headers)
+
+
+async def _client_disconnect(request: Request, error: Exception) -> Response:
+    # Nobody reads this answer; it only ends the request without logging a stack.
+    logger.info("client disconnected during %s %s", request.method, request.url.path)
+    return problem(400, "The client disconnected before the request body was complete.")

@@ -1,0 +1,186 @@
+"""MP3 facts from the start of a file: the first frame's Xing/Info header and its LAME tag.
+
+The exact sample count is ``frames * samples_per_frame - encoder_delay - padding``, where
+``frames`` (Xing) counts the audio frames after the Info frame itself; this equals the number of
+samples ffmpeg's decoder yields (checked in tests/transcoder/test_mp3.py against real decodes).
+"""
+
+import dataclasses
+import struct
+from dataclasses import dataclass
+
+HEAD_BYTES = 8192  # enough for the Info frame and the first audio frame behind a small ID3 tag
+
+_BITRATES_KBPS = {
+    1: (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),  # MPEG-1 layer III
+    2: (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),  # MPEG-2/2.5 layer III
+}
+_SAMPLE_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
+_XING_FRAMES, _XING_BYTES, _XING_TOC, _XING_QUALITY = 1, 2, 4, 8
+_LAME_TAG_BYTES = 36
+_LAME_CRC_COVERS = 190
+
+
+class Mp3Error(ValueError):
+    """The bytes are not an MP3 that starts with a Xing/Info frame carrying a LAME tag."""
+
+
+@dataclass(frozen=True, slots=True)
+class FrameHeader:
+    mpeg_version: int  # 1, 2, or 25 (MPEG-2.5)
+    sample_rate: int
+    bitrate: int  # bits/s
+    channels: int
+    padded: bool
+
+    @property
+    def samples_per_frame(self) -> int:
+        return 1152 if self.mpeg_version == 1 else 576
+
+    @property
+    def length(self) -> int:
+        """Bytes in the frame, header included."""
+        return self.samples_per_frame // 8 * self.bitrate // self.sample_rate + self.padded
+
+    @property
+    def side_info_bytes(self) -> int:
+        if self.mpeg_version == 1:
+            return 17 if self.channels == 1 else 32
+        return 9 if self.channels == 1 else 17
+
+
+@dataclass(frozen=True, slots=True)
+class Mp3Info:
+    sample_rate: int
+    channels: int
+    bitrate: int  # bits/s: the stream's for CBR ("Info"), the average for VBR ("Xing")
+    frames: int  # audio frames, not counting the Info frame
+    samples_per_frame: int
+    encoder_delay: int
+    padding: int
+    encoder: str  # the LAME tag's 9-byte version string, e.g. "Lavc61.3." or "LAME3.100"
+
+    @property
+    def sample_count(self) -> int:
+        """Samples per channel a gapless decoder yields."""
+        return self.frames * self.samples_per_frame - self.encoder_delay - self.padding
+
+    @property
+    def duration_seconds(self) -> float:
+        return self.sample_count / self.sample_rate
+
+
+def parse_frame_header(header: bytes) -> FrameHeader:
+    """Decode a 4-byte layer III frame header."""
+    if len(header) < 4:
+        raise Mp3Error("Too short for a frame header.")
+    b1, b2, b3 = header[1], header[2], header[3]
+    if header[0] != 0xFF or b1 & 0xE0 != 0xE0:
+        raise Mp3Error("No frame sync.")
+    version_bits = (b1 >> 3) & 3
+    if version_bits == 1:
+        raise Mp3Error("Reserved MPEG version.")
+    if (b1 >> 1) & 3 != 1:
+        raise Mp3Error("Not layer III.")
+    bitrate_index, rate_index = b2 >> 4, (b2 >> 2) & 3
+    if bitrate_index in (0, 15) or rate_index == 3:
+        raise Mp3Error("Free-format or invalid bitrate or sample rate.")
+    version = {3: 1, 2: 2, 0: 25}[version_bits]
+    return FrameHeader(
+        mpeg_version=version,
+        sample_rate=_SAMPLE_RATES[version_bits][rate_index],
+        bitrate=_BITRATES_KBPS[1 if version == 1 else 2][bitrate_index] * 1000,
+        channels=1 if b3 >> 6 == 3 else 2,
+        padded=bool((b2 >> 1) & 1),
+    )
+
+
+def id3v2_size(head: bytes) -> int:
+    """Bytes taken by a leading ID3v2 tag (0 if none)."""
+    if len(head) < 10 or head[:3] != b"ID3":
+        return 0
+    size_bytes = head[6:10]
+    if any(b & 0x80 for b in size_bytes):
+        raise Mp3Error("Malformed ID3v2 size.")
+    size = (size_bytes[0] << 21) | (size_bytes[1] << 14) | (size_bytes[2] << 7) | size_bytes[3]
+    footer = 10 if head[5] & 0x10 else 0
+    return 10 + size + footer
+
+
+def parse(head: bytes) -> Mp3Info:
+    """Parse the start of an MP3 file (at least through its first audio frame's header)."""
+    start = id3v2_size(head)
+    frame = parse_frame_header(head[start : start + 4])
+    xing = start + 4 + frame.side_info_bytes
+    tag = head[xing : xing + 4]
+    if tag not in (b"Xing", b"Info"):
+        raise Mp3Error("The first frame carries no Xing/Info header.")
+    if len(head) < xing + 8:
+        raise Mp3Error("Truncated Xing header.")
+    (flags,) = struct.unpack_from(">I", head, xing + 4)
+    if not flags & _XING_FRAMES:
+        raise Mp3Error("The Xing header has no frame count.")
+    position = xing + 8
+    if len(head) < position + 4:
+        raise Mp3Error("Truncated Xing header.")
+    (frames,) = struct.unpack_from(">I", head, position)
+    position += 4
+    stream_bytes: int | None = None
+    if flags & _XING_BYTES:
+        if len(head) < position + 4:
+            raise Mp3Error("Truncated Xing header.")
+        (stream_bytes,) = struct.unpack_from(">I", head, position)
+        position += 4
+    position += (100 if flags & _XING_TOC else 0) + (4 if flags & _XING_QUALITY else 0)
+    lame = head[position : position + _LAME_TAG_BYTES]
+    if position + _LAME_TAG_BYTES > start + frame.length:
+        raise Mp3Error("The LAME tag does not fit in the first frame.")
+    if len(lame) < _LAME_TAG_BYTES or len(head) < start + _LAME_CRC_COVERS:
+        raise Mp3Error("No LAME tag after the Xing header.")
+    if not _tag_crc_matches(head[start : start + frame.length], position - start):
+        raise Mp3Error("No valid LAME tag (CRC mismatch).")
+    delay_padding = int.from_bytes(lame[21:24], "big")
+    info = Mp3Info(
+        sample_rate=frame.sample_rate,
+        channels=frame.channels,
+        bitrate=frame.bitrate,
+        frames=frames,
+        samples_per_frame=frame.samples_per_frame,
+        encoder_delay=delay_padding >> 12,
+        padding=delay_padding & 0xFFF,
+        encoder=lame[:9].decode("latin-1"),
+    )
+    return _with_stream_bitrate(info, head, start + frame.length, tag, stream_bytes)
+
+
+def _with_stream_bitrate(
+    info: Mp3Info, head: bytes, next_frame: int, tag: bytes, stream_bytes: int | None
+) -> Mp3Info:
+    """The Info frame's own bitrate is whatever fits the tag: take the stream's instead."""
+    if tag == b"Xing" and stream_bytes and info.frames:
+        seconds = info.frames * info.samples_per_frame / info.sample_rate
+        bitrate = round(stream_bytes * 8 / seconds / 1000) * 1000
+    elif info.frames:
+        bitrate = parse_frame_header(head[next_frame : next_frame + 4]).bitrate
+    else:
+        return info
+    return dataclasses.replace(info, bitrate=bitrate)
+
+
+def _tag_crc_matches(frame: bytes, lame_offset: int) -> bool:
+    """The tag CRC covers the frame's first 190 bytes, its own field (if among them) as zeros."""
+    crc_offset = lame_offset + _LAME_TAG_BYTES - 2
+    stored = frame[crc_offset : crc_offset + 2]
+    covered = bytearray(frame[:_LAME_CRC_COVERS])
+    covered[crc_offset : crc_offset + 2] = bytes(len(covered[crc_offset : crc_offset + 2]))
+    return crc16(bytes(covered)) == int.from_bytes(stored, "big")
+
+
+def crc16(data: bytes) -> int:
+    """CRC-16/ARC (polynomial 0x8005, reflected), as the LAME tag uses."""
+    crc = 0
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return crc
