@@ -2,6 +2,7 @@
 
 import logging
 import tempfile
+import unicodedata
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,6 +41,11 @@ class Limits:
     max_duration_seconds: float
 
 
+def clean_filename(name: str) -> str:
+    """The client's file name as kept: control characters (NUL included) replaced, 255 at most."""
+    return "".join("_" if unicodedata.category(char) == "Cc" else char for char in name)[:255]
+
+
 def is_wav(header: bytes) -> bool:
     """RIFF or RF64 container of WAVE form: the cheap check before any CPU is spent."""
     return header[:4] in (b"RIFF", b"RF64") and header[8:12] == b"WAVE"
@@ -72,7 +78,7 @@ async def add_recording(
         record = Record(
             id=uuid.uuid4(),
             user_id=upload.user_id,
-            original_filename=upload.filename[:1024],
+            original_filename=clean_filename(upload.filename),
             content_type=MP3_CONTENT_TYPE,
             size_bytes=mp3.size_bytes,
             sha256=mp3.sha256,
@@ -87,7 +93,7 @@ async def add_recording(
                 record.object_key,
                 mp3.path,
                 content_type=MP3_CONTENT_TYPE,
-                metadata={"original-filename": quote(upload.filename[:1024])},
+                metadata={"original-filename": quote(record.original_filename)},
             )
         )
     try:

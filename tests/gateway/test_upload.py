@@ -225,3 +225,37 @@ def test_too_long_recordings_are_422(start_gateway: GatewayFactory) -> None:
         assert_problem(upload(client, user, pcm(1.5), token=user["token"]), 422)
         assert_nothing_stored(gateway, user["id"])
         assert upload(client, user, pcm(0.9), token=user["token"]).status_code == 201
+
+
+def test_file_names_with_control_characters_and_any_length_are_kept_safely(
+    client: httpx.Client,
+) -> None:
+    user = new_user(client)
+    for name in ("nul\x00byte\x1b[31m.wav", "ü" * 1500 + ".wav", "../../etc/passwd"):
+        created = upload(client, user, pcm(0.1), filename=name, token=user["token"])
+        assert created.status_code == 201, created.text
+        download = client.get(created.json()["url"])
+        assert download.status_code == 200
+        disposition = download.headers["Content-Disposition"]
+        assert disposition.isascii()
+        assert "/" not in disposition.split("filename*=")[0]
+    listing = client.get(f"/users/{user['id']}/records", params={"token": user["token"]}).json()
+    names = [item["original_filename"] for item in listing["items"]]
+    assert names[-1] == "nul%00byte_[31m.wav"  # httpx escapes NUL as %00 (HTML5); ESC arrives raw
+    raw = (
+        b'--b\r\nContent-Disposition: form-data; name="user"\r\n\r\n'
+        + user["id"].encode()
+        + b'\r\n--b\r\nContent-Disposition: form-data; name="token"\r\n\r\n'
+        + user["token"].encode()
+        + b'\r\n--b\r\nContent-Disposition: form-data; name="file"; filename="a\x00b.wav"\r\n\r\n'
+        + pcm(0.1)
+        + b"\r\n--b--\r\n"
+    )
+    headers = {"Content-Type": "multipart/form-data; boundary=b"}
+    assert client.post("/record", content=raw, headers=headers).status_code == 201
+    listing = client.get(f"/users/{user['id']}/records", params={"token": user["token"]}).json()
+    assert listing["items"][0]["original_filename"] == "a_b.wav"
+    assert all(len(name) <= 255 for name in names)
+    # A part header past the multipart parser's limit (4 KiB) is a malformed form, not a crash.
+    huge = upload(client, user, pcm(0.1), filename="x" * 10_000 + ".wav", token=user["token"])
+    assert_problem(huge, 422)
