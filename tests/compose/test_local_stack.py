@@ -153,7 +153,7 @@ def test_create_upload_download_through_the_compose_commands(
         assert len(download.content) == record["size_bytes"]
         assert download.content[:3] == b"ID3" or download.content[0] == 0xFF
 
-    # Where docs/compose.md says the MP3s are: bucket `recordings`, recordings/<user>/<record>.mp3
+    # Where the README says the MP3s are: bucket `recordings`, recordings/<user>/<record>.mp3
     key = f"recordings/{user_id}/{record['id']}.mp3"
     assert key in s3_endpoint.keys("recordings")
 
