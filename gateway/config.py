@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     max_upload_bytes: Annotated[int, Field(gt=0)] = GIB
     max_duration_seconds: Annotated[float, Field(gt=0)] = 3 * 3600
     transcode_timeout_seconds: Annotated[float, Field(gt=0)] = 600
+    # The whole request body must arrive within this; a client dribbling bytes is cut off (408).
+    upload_timeout_seconds: Annotated[float, Field(gt=0)] = 3600
 
     @field_validator("public_base_url", "s3_endpoint_url")
     @classmethod

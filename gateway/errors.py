@@ -1,7 +1,7 @@
 """The error base every service raises, and the one mapping of errors to problem+json (RFC 9457)."""
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, ClassVar
 
@@ -53,6 +53,10 @@ class InvalidCredentials(RiffleError):
 
 class UploadTooLarge(RiffleError):
     status, slug, title = 413, "upload-too-large", "Upload too large"
+
+
+class UploadTimeout(RiffleError):
+    status, slug, title = 408, "upload-timeout", "Upload took too long"
 
 
 class NotAWav(RiffleError):
@@ -151,9 +155,35 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
     return problem_response(error.status_code, detail=str(error.detail), headers=error.headers)
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Route every error, ours and the framework's, through problem+json."""
-    app.add_exception_handler(RiffleError, _riffle_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
+ProblemHook = Callable[[Request, int, str, Exception], None]
+"""Told of every problem answered: the request, the status, the problem slug and the error."""
+
+_Handler = Callable[[Request, Exception], Awaitable[JSONResponse]]
+
+
+def _slug(error: Exception) -> str:
+    if isinstance(error, RiffleError):
+        return error.slug
+    if isinstance(error, RequestValidationError):
+        return InvalidInput.slug
+    return "http-error"
+
+
+def _observed(handler: _Handler, on_problem: ProblemHook | None) -> _Handler:
+    if on_problem is None:
+        return handler
+
+    async def handle(request: Request, error: Exception) -> JSONResponse:
+        response = await handler(request, error)
+        on_problem(request, response.status_code, _slug(error), error)
+        return response
+
+    return handle
+
+
+def install_error_handlers(app: FastAPI, *, on_problem: ProblemHook | None = None) -> None:
+    """Route every error, ours and the framework's, through problem+json (and ``on_problem``)."""
+    app.add_exception_handler(RiffleError, _observed(_riffle_error, on_problem))
+    app.add_exception_handler(RequestValidationError, _observed(_validation_error, on_problem))
+    app.add_exception_handler(StarletteHTTPException, _observed(_http_error, on_problem))
     # Anything else is a bug: gateway.middleware answers it with a 500 problem and the request id.

@@ -11,11 +11,13 @@ from gateway.config import Settings
 from gateway.db import Database, create_db_engine
 from gateway.deps import Resources
 from gateway.errors import install_error_handlers
-from gateway.middleware import RequestIdMiddleware
+from gateway.logs import configure_logging
+from gateway.metrics import MeteredTranscoderClient, Metrics
+from gateway.middleware import AccessMiddleware, RequestIdMiddleware
+from gateway.openapi import DESCRIPTION, TAGS, install_openapi
 from gateway.ops.router import router as ops_router
 from gateway.records.router import router as records_router
 from gateway.storage import S3ObjectStore, open_store
-from gateway.transcoder_client import TranscoderClient
 from gateway.users.router import router as users_router
 
 logger = logging.getLogger(__name__)
@@ -24,6 +26,8 @@ logger = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; clients are created in the lifespan, so each app (and test) has its own."""
     settings = settings or Settings()
+    configure_logging()
+    metrics = Metrics.create()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -31,8 +35,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             create_db_engine(settings.database_url, pool_size=settings.database_pool_size)
         )
         store = open_store(settings)
-        transcoder = TranscoderClient(
-            settings.transcoder_url, timeout_seconds=settings.transcode_timeout_seconds
+        transcoder = MeteredTranscoderClient(
+            settings.transcoder_url,
+            timeout_seconds=settings.transcode_timeout_seconds,
+            metrics=metrics,
         )
         if isinstance(store, S3ObjectStore):
             try:
@@ -54,11 +60,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="riffle",
         version="1.0.0",
         summary="Upload WAV recordings, download them as MP3s by link.",
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        # Operation ids are the endpoint names: `create_user`, `add_record`, `list_records`, …
+        generate_unique_id_function=lambda route: route.name,
         lifespan=lifespan,
     )
-    install_error_handlers(app)
+    app.state.metrics = metrics
+    install_error_handlers(app, on_problem=metrics.observe_problem)
+    # The last added runs first: request ids wrap the access log, which sees every answer.
+    app.add_middleware(AccessMiddleware, metrics=metrics)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(users_router)
     app.include_router(records_router)
     app.include_router(ops_router)
+    install_openapi(app)
     return app

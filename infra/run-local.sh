@@ -23,7 +23,7 @@ trap stop INT TERM EXIT
 python -m uvicorn transcoder.main:create_app --factory \
     --host 127.0.0.1 --port "$TRANSCODER_PORT" --no-access-log &
 pids+=($!)
-python -m uvicorn gateway.main:create_app --factory --host "$HOST" --port "$PORT" &
+python -m uvicorn gateway.main:create_app --factory --host "$HOST" --port "$PORT" --no-access-log &
 pids+=($!)
 
 echo "riffle: gateway on http://${HOST}:${PORT} (API docs at /docs), transcoder on 127.0.0.1:${TRANSCODER_PORT}"

@@ -3,7 +3,9 @@
     with serve("transcoder.main:create_app", {"TRANSCODE_TIMEOUT_SECONDS": "5"}) as base_url:
         httpx.get(f"{base_url}/healthz")
 
-``running()`` is the same but yields a ``LiveServer`` that also has the process id.
+``running()`` is the same but yields a ``LiveServer`` that also has the process id. Both take
+``port=`` (to restart a server where clients already point) and ``output=`` (a file that receives
+the server's stdout and stderr, for assertions on its logs).
 """
 
 import contextlib
@@ -36,23 +38,38 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(app: str, env: dict[str, str]) -> Iterator[str]:
+def serve(
+    app: str, env: dict[str, str], *, port: int | None = None, output: Path | None = None
+) -> Iterator[str]:
     """Serve ``app`` (``module:factory``) with ``env`` over os.environ; yields the base URL."""
-    with running(app, env) as server:
+    with running(app, env, port=port, output=output) as server:
         yield server.url
 
 
 @contextlib.contextmanager
-def running(app: str, env: dict[str, str]) -> Iterator[LiveServer]:
-    """Like ``serve``, yielding the URL and the server's process id."""
-    port = free_port()
+def running(
+    app: str, env: dict[str, str], *, port: int | None = None, output: Path | None = None
+) -> Iterator[LiveServer]:
+    """Like ``serve``, yielding the URL and the server's process id.
+
+    ``port``: listen there instead of on a free port. ``output``: append stdout and stderr there.
+    """
+    port = port or free_port()
     command = [sys.executable, "-m", "uvicorn", app, "--factory"]
     command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-    process = subprocess.Popen(command, env={**os.environ, **env})
-    try:
+    with contextlib.ExitStack() as files:
+        sink = files.enter_context(output.open("ab")) if output is not None else None
+        process = subprocess.Popen(command, env={**os.environ, **env}, stdout=sink, stderr=sink)
+        files.enter_context(_stopping(process))
         url = f"http://127.0.0.1:{port}"
         _wait_healthy(url, process)
         yield LiveServer(url=url, pid=process.pid)
+
+
+@contextlib.contextmanager
+def _stopping(process: "subprocess.Popen[bytes]") -> Iterator[None]:
+    try:
+        yield
     finally:
         process.terminate()
         try:

@@ -7,8 +7,8 @@ import asyncio
 import logging
 import math
 import os
-import re
 import tempfile
+import time
 from collections.abc import Mapping
 from http import HTTPStatus
 from pathlib import Path
@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
@@ -26,20 +27,27 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from transcoder.config import Settings
 from transcoder.encoder import Encoder
 from transcoder.errors import TranscodeError
+from transcoder.observability import (
+    ACCEPTABLE_REQUEST_ID,
+    REQUEST_ID_HEADER,
+    AccessMiddleware,
+    Metrics,
+    configure_logging,
+)
 
 logger = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://riffle.dev/problems/"
-REQUEST_ID_HEADER = "X-Request-ID"
-_ACCEPTABLE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; settings come from the environment unless given."""
     settings = settings or Settings()
+    configure_logging()
     app = FastAPI(title="riffle transcoder", version="1")
     app.state.settings = settings
+    app.state.metrics = metrics = Metrics.create()
     app.state.encoder = Encoder(
         ffmpeg=settings.ffmpeg_executable(),
         bitrate=settings.mp3_bitrate,
@@ -51,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(ClientDisconnect, _client_disconnect)
     app.add_middleware(RequestIdEcho)
+    app.add_middleware(AccessMiddleware, metrics=metrics)
     return app
 
 
@@ -64,8 +73,14 @@ def _encoder(request: Request) -> Encoder:
     return encoder
 
 
+def _metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
 EncoderDep = Annotated[Encoder, Depends(_encoder)]
+MetricsDep = Annotated[Metrics, Depends(_metrics)]
 
 router = APIRouter()
 
@@ -89,16 +104,20 @@ async def transcode(
     request: Request,
     settings: SettingsDep,
     encoder: EncoderDep,
+    metrics: MetricsDep,
     max_duration_seconds: Annotated[float | None, Query(gt=0, allow_inf_nan=False)] = None,
 ) -> Response:
     """Convert the WAV request body (streamed, any Content-Type) to an MP3."""
     limit = min(max_duration_seconds or math.inf, settings.max_duration_seconds)
     output = await asyncio.to_thread(_new_temporary_mp3)
+    started = time.perf_counter()
     try:
         info = await encoder.encode(request.stream(), output=output, max_duration_seconds=limit)
     except BaseException:
         await asyncio.to_thread(output.unlink, missing_ok=True)
         raise
+    metrics.encode_seconds.observe(time.perf_counter() - started)
+    metrics.audio_seconds.inc(info.duration_seconds)
     headers = {
         "X-Audio-Duration-Seconds": repr(info.duration_seconds),
         "X-Audio-Channels": str(info.channels),
@@ -111,6 +130,12 @@ async def transcode(
 @router.get("/healthz")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(metrics: MetricsDep) -> Response:
+    """Prometheus metrics: requests, encode time, audio seconds, bytes in and out, failures."""
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 def _new_temporary_mp3() -> Path:
@@ -137,7 +162,7 @@ class RequestIdEcho:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         sent = Headers(scope=scope).get(REQUEST_ID_HEADER, "") if scope["type"] == "http" else ""
-        if not _ACCEPTABLE_REQUEST_ID.fullmatch(sent):
+        if not ACCEPTABLE_REQUEST_ID.fullmatch(sent):
             await self.app(scope, receive, send)
             return
 
@@ -171,6 +196,8 @@ def problem(
 
 async def _transcode_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, TranscodeError)
+    metrics: Metrics = request.app.state.metrics
+    metrics.failures.labels(str(error.status), error.slug).inc()
     if error.status >= 500 and error.status != 504:
         logger.error("transcode failed: %s", error.detail, exc_info=error)
     return problem(error.status, error.detail, slug=error.slug, title=error.title)

@@ -1,45 +1,122 @@
-"""Liveness and readiness."""
+"""Liveness, readiness and metrics."""
 
-import anyio.to_thread
-from fastapi import APIRouter
+from typing import Any
+
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
 
 from gateway.deps import DatabaseDep, StoreDep, TranscoderDep
-from gateway.errors import DependencyUnavailable
+from gateway.errors import PROBLEM_BASE, PROBLEM_JSON
+from gateway.metrics import MetricsDep
+from gateway.openapi import Problem, problem_content
+from gateway.ops.readiness import check_readiness
 
 router = APIRouter(tags=["operations"])
 
+_CHECKS_EXAMPLE = {"database": "ok", "storage": "unavailable", "transcoder": "ok"}
 
-@router.get("/healthz", summary="Liveness: the process serves")
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+
+class Health(BaseModel):
+    status: str = Field(examples=["ok"])
+
+
+class Ready(BaseModel):
+    status: str = Field(examples=["ok"])
+    checks: dict[str, str] = Field(
+        description="Each dependency: `ok`, `unavailable` or `timeout`.",
+        examples=[{"database": "ok", "storage": "ok", "transcoder": "ok"}],
+    )
+
+
+class NotReady(Problem):
+    """The problem document of a failed readiness check, naming what failed."""
+
+    checks: dict[str, str] = Field(examples=[_CHECKS_EXAMPLE])
+    failed: list[str] = Field(examples=[["storage"]])
+
+
+@router.get(
+    "/healthz",
+    response_model=Health,
+    summary="Liveness: the process serves",
+    description="Answers 200 while the process serves; calls no dependency.",
+)
+async def healthz() -> Health:
+    return Health(status="ok")
 
 
 @router.get(
     "/readyz",
+    response_model=Ready,
     summary="Readiness: database, object storage and transcoder answer",
-    responses={503: {"description": "At least one dependency failed; the body names it."}},
+    description=(
+        "Checks the database, the object storage and the transcoder concurrently, each within "
+        "2 s. 200 when all answer; 503 (problem+json) naming each one that did not."
+    ),
+    responses={
+        503: {
+            "model": NotReady,
+            "description": "At least one dependency failed; `failed` names it.",
+            "content": problem_content(
+                {
+                    "type": PROBLEM_BASE + "not-ready",
+                    "title": "Not ready",
+                    "status": 503,
+                    "detail": "Unavailable: storage.",
+                    "checks": _CHECKS_EXAMPLE,
+                    "failed": ["storage"],
+                }
+            ),
+        }
+    },
 )
-async def readyz(database: DatabaseDep, store: StoreDep, transcoder: TranscoderDep) -> JSONResponse:
-    checks: dict[str, str] = {}
-    try:
-        await database.run(lambda session: session.execute(text("SELECT 1")))
-        checks["database"] = "ok"
-    except DependencyUnavailable:
-        checks["database"] = "unavailable"
-    try:
-        await anyio.to_thread.run_sync(store.check)
-        checks["storage"] = "ok"
-    except DependencyUnavailable:
-        checks["storage"] = "unavailable"
-    try:
-        await transcoder.check()
-        checks["transcoder"] = "ok"
-    except DependencyUnavailable:
-        checks["transcoder"] = "unavailable"
-    ready = all(state == "ok" for state in checks.values())
-    return JSONResponse(
-        {"status": "ok" if ready else "unavailable", "checks": checks},
-        status_code=200 if ready else 503,
+async def readyz(
+    database: DatabaseDep, store: StoreDep, transcoder: TranscoderDep, metrics: MetricsDep
+) -> Any:
+    readiness = await check_readiness(database, store, transcoder)
+    for name, state in readiness.checks.items():
+        metrics.dependency_up.labels(name).set(1 if state == "ok" else 0)
+    if readiness.ready:
+        return Ready(status="ok", checks=readiness.checks)
+    problem = NotReady(
+        type=PROBLEM_BASE + "not-ready",
+        title="Not ready",
+        status=503,
+        detail=f"Unavailable: {', '.join(readiness.failed)}.",
+        checks=readiness.checks,
+        failed=readiness.failed,
     )
+    return JSONResponse(
+        problem.model_dump(exclude_none=True),
+        status_code=503,
+        media_type=PROBLEM_JSON,
+        headers={"Retry-After": "5"},
+    )
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    summary="Prometheus metrics",
+    description=(
+        "Request counts and latencies by route template and status, transcode time, audio "
+        "seconds transcoded, bytes received, sent and stored, rejected uploads by reason, "
+        "dependency errors by kind; Prometheus text exposition format."
+    ),
+    responses={
+        200: {
+            "description": "The metrics.",
+            "content": {
+                CONTENT_TYPE_LATEST: {
+                    "schema": {"type": "string"},
+                    "example": 'riffle_http_requests_total{method="POST",route="/users",'
+                    'status="201"} 3.0\n',
+                }
+            },
+        }
+    },
+)
+async def metrics(metrics: MetricsDep) -> Response:
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,16 +1,18 @@
 """Reads the multipart upload as it streams in: the file goes to disk, never whole into memory."""
 
+import math
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+import anyio
 import anyio.to_thread
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from gateway.errors import InvalidInput, RiffleError, UploadTooLarge
+from gateway.errors import InvalidInput, RiffleError, UploadTimeout, UploadTooLarge
 
 FILE_FIELD = "file"
 MAX_FIELD_BYTES = 4096
@@ -119,11 +121,13 @@ async def read_upload_form(
     *,
     spool_dir: Path,
     max_file_bytes: int,
+    timeout_seconds: float = math.inf,
 ) -> UploadForm:
     """Parse ``multipart/form-data``; the ``file`` part is written to a file in ``spool_dir``.
 
     Raises ``UploadTooLarge`` as soon as the file passes ``max_file_bytes`` (the rest is not read)
-    and ``InvalidInput`` for anything that is not a well-formed form. The caller owns ``spool_dir``.
+    and ``InvalidInput`` for anything that is not a well-formed form; ``UploadTimeout`` when the
+    body has not fully arrived within ``timeout_seconds``. The caller owns ``spool_dir``.
     """
     media_type, options = parse_options_header(content_type)
     boundary = options.get(b"boundary")
@@ -146,11 +150,16 @@ async def read_upload_form(
             },
         )
         try:
-            async for chunk in body:
-                parser.write(chunk)
-                if len(reader.pending) >= _FLUSH_BYTES:
-                    await reader.flush()
+            with anyio.fail_after(timeout_seconds):
+                async for chunk in body:
+                    parser.write(chunk)
+                    if len(reader.pending) >= _FLUSH_BYTES:
+                        await reader.flush()
             parser.finalize()
+        except TimeoutError:
+            raise _unread(
+                UploadTimeout(f"The upload did not arrive within {timeout_seconds:g} s.")
+            ) from None
         except MultipartParseError as error:
             raise _unread(_invalid(["body"], f"malformed multipart body: {error}")) from None
         except RiffleError as error:

@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import Path as PathParameter
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.requests import ClientDisconnect
 
@@ -17,12 +18,14 @@ from gateway.errors import (
     RecordNotFound,
     TranscodeTimeout,
     UndecodableAudio,
+    UploadTimeout,
     UploadTooLarge,
 )
-from gateway.middleware import request_id_var
+from gateway.metrics import MetricsDep
+from gateway.middleware import USER_ID_STATE, request_id_var
 from gateway.models import Record
-from gateway.openapi import problem_responses
-from gateway.records import delivery, service
+from gateway.openapi import TOKEN_SECURITY, problem_responses
+from gateway.records import delivery, docs, service
 from gateway.records.form import FILE_FIELD, UploadedFile, read_upload_form
 from gateway.records.schemas import RecordItem, RecordOut, RecordPage
 
@@ -30,26 +33,6 @@ router = APIRouter(tags=["records"])
 
 # Room for the form's boundaries and small fields on top of the file itself.
 FORM_OVERHEAD_BYTES = 64 * 1024
-
-_UPLOAD_BODY = {
-    "required": True,
-    "content": {
-        "multipart/form-data": {
-            "schema": {
-                "type": "object",
-                "required": ["user", "file"],
-                "properties": {
-                    "user": {"type": "string", "format": "uuid", "description": "The user id."},
-                    "token": {
-                        "type": "string",
-                        "description": "The access token (or send Authorization: Bearer).",
-                    },
-                    "file": {"type": "string", "format": "binary", "description": "A WAV file."},
-                },
-            }
-        }
-    },
-}
 
 
 def record_url(request: Request, settings: Settings, record: Record) -> str:
@@ -77,7 +60,12 @@ def bearer_token(request: Request) -> str | None:
 def management_token(
     request: Request,
     token: Annotated[
-        str | None, Query(description="The access token, if not sent as Authorization: Bearer.")
+        str | None,
+        Query(
+            description="The access token, if not sent as `Authorization: Bearer`. Prefer the "
+            "header: query strings end up in proxy logs.",
+            examples=[docs.TOKEN_EXAMPLE],
+        ),
     ] = None,
 ) -> str | None:
     return bearer_token(request) or token
@@ -91,15 +79,31 @@ TokenDep = Annotated[str | None, Depends(management_token)]
     status_code=status.HTTP_201_CREATED,
     response_model=RecordOut,
     summary="Upload a WAV recording; get an MP3 download link",
-    openapi_extra={"requestBody": _UPLOAD_BODY},
-    responses=problem_responses(
-        InvalidCredentials,
-        UploadTooLarge,
-        NotAWav,
-        InvalidInput,
-        UndecodableAudio,
-        TranscodeTimeout,
+    description=(
+        "Checks the credentials, converts the WAV to MP3 and stores it. The answer's `url` (also "
+        "in `Location`) downloads the MP3 without a token. A failed upload leaves nothing stored."
     ),
+    openapi_extra={"requestBody": docs.UPLOAD_BODY, **TOKEN_SECURITY},
+    responses={
+        201: {
+            "description": "Stored; `Location` is the download link.",
+            "headers": {
+                "Location": {
+                    "description": "The absolute download link (same as `url`).",
+                    "schema": {"type": "string", "format": "uri"},
+                }
+            },
+        },
+        **problem_responses(
+            InvalidCredentials,
+            UploadTooLarge,
+            UploadTimeout,
+            NotAWav,
+            InvalidInput,
+            UndecodableAudio,
+            TranscodeTimeout,
+        ),
+    },
 )
 async def add_record(
     request: Request,
@@ -107,6 +111,7 @@ async def add_record(
     database: DatabaseDep,
     store: StoreDep,
     transcoder: TranscoderDep,
+    metrics: MetricsDep,
 ) -> JSONResponse:
     """Convert the uploaded WAV to MP3 and store it; the answer carries the download link."""
     declared = request.headers.get("Content-Length", "")
@@ -122,6 +127,7 @@ async def add_record(
                 request.stream(),
                 spool_dir=Path(spool_dir),
                 max_file_bytes=settings.max_upload_bytes,
+                timeout_seconds=settings.upload_timeout_seconds,
             )
         except ClientDisconnect:
             raise InvalidInput("The client disconnected before the upload was complete.") from None
@@ -131,6 +137,7 @@ async def add_record(
             wav=_form_file(form.file),
             filename=form.file.filename if form.file else "",
         )
+        setattr(request.state, USER_ID_STATE, upload.user_id)  # for the access log
         record = await service.add_recording(
             upload,
             database=database,
@@ -139,6 +146,7 @@ async def add_record(
             limits=service.Limits(max_duration_seconds=settings.max_duration_seconds),
             request_id=request_id_var.get(),
         )
+    metrics.stored_bytes.inc(record.size_bytes)
     body = record_out(request, settings, record)
     return JSONResponse(
         body.model_dump(mode="json"), status_code=201, headers={"Location": body.url}
@@ -164,22 +172,14 @@ def _missing(field: str, msg: str) -> InvalidInput:
     return InvalidInput(f"{field}: {msg}", errors=[{"loc": ["body", field], "msg": msg}])
 
 
-@router.api_route(
-    "/record",
-    methods=["GET", "HEAD"],
-    summary="Download a recording's MP3",
-    response_class=Response,
-    responses={
-        200: {"content": {"audio/mpeg": {}}, "description": "The MP3."},
-        206: {"content": {"audio/mpeg": {}}, "description": "The requested byte range."},
-        304: {"description": "Not modified (If-None-Match matched the ETag)."},
-        **problem_responses(InvalidInput, RecordNotFound, RangeNotSatisfiable),
-    },
-)
+@router.head("/record", operation_id="head_record", **docs.DOWNLOAD)
+@router.get("/record", **docs.DOWNLOAD)
 async def download_record(
     request: Request,
-    id: Annotated[uuid.UUID, Query(description="The record id.")],
-    user: Annotated[uuid.UUID, Query(description="The owner's user id.")],
+    id: Annotated[uuid.UUID, Query(description="The record id.", examples=[docs.RECORD_EXAMPLE])],
+    user: Annotated[
+        uuid.UUID, Query(description="The owner's user id.", examples=[docs.USER_EXAMPLE])
+    ],
     database: DatabaseDep,
     store: StoreDep,
 ) -> Response:
@@ -221,16 +221,29 @@ async def download_record(
     "/users/{user_id}/records",
     response_model=RecordPage,
     summary="List a user's recordings, newest first",
-    responses=problem_responses(InvalidCredentials, InvalidInput),
+    description=(
+        "Needs the user's token (`Authorization: Bearer` or `token`). Keyset-paginated: pass "
+        "`next_cursor` back as `cursor` until it is null."
+    ),
+    openapi_extra=TOKEN_SECURITY,
+    responses={
+        200: docs.LIST_RESPONSE,
+        **problem_responses(InvalidCredentials, InvalidInput),
+    },
 )
 async def list_records(
     request: Request,
-    user_id: uuid.UUID,
+    user_id: Annotated[
+        uuid.UUID, PathParameter(description="The user id.", examples=[docs.USER_EXAMPLE])
+    ],
     token: TokenDep,
     settings: SettingsDep,
     database: DatabaseDep,
-    limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 50,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size.", examples=[20])] = 50,
+    cursor: Annotated[
+        str | None,
+        Query(description="`next_cursor` of the previous page (opaque).", examples=[None]),
+    ] = None,
 ) -> RecordPage:
     """Keyset-paginated: pages stay fast and stable however many recordings there are."""
     page = await service.list_recordings(
@@ -252,11 +265,21 @@ async def list_records(
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     summary="Delete a recording and its MP3",
-    responses=problem_responses(InvalidCredentials, InvalidInput, RecordNotFound),
+    description=(
+        "Needs the owner's token. Later downloads answer 404; another user's record answers 404 "
+        "and stays."
+    ),
+    openapi_extra=TOKEN_SECURITY,
+    responses={
+        204: {"description": "Deleted."},
+        **problem_responses(InvalidCredentials, InvalidInput, RecordNotFound),
+    },
 )
 async def delete_record(
-    id: Annotated[uuid.UUID, Query(description="The record id.")],
-    user: Annotated[uuid.UUID, Query(description="The owner's user id.")],
+    id: Annotated[uuid.UUID, Query(description="The record id.", examples=[docs.RECORD_EXAMPLE])],
+    user: Annotated[
+        uuid.UUID, Query(description="The owner's user id.", examples=[docs.USER_EXAMPLE])
+    ],
     token: TokenDep,
     database: DatabaseDep,
     store: StoreDep,
