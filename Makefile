@@ -5,7 +5,7 @@ UV := .tools/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint format clean
+.PHONY: run test lint format fuzz audit clean
 
 # uv itself comes from PyPI into a private folder, so a machine with only Python needs nothing else.
 $(UV):
@@ -29,6 +29,19 @@ lint: $(VENV)/.synced
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+## fuzz: the WAV header fuzzer for FUZZ_SECONDS, then a long schemathesis run against the live API
+FUZZ_SECONDS ?= 600
+fuzz: $(VENV)/.synced
+	mkdir -p var/fuzz-corpus
+	$(BIN)/python -m tests.fuzz.seeds var/fuzz-corpus > /dev/null
+	$(BIN)/python -m tests.fuzz.fuzz_wav -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=var/fuzz- var/fuzz-corpus
+	SCHEMATHESIS_MAX_EXAMPLES=2000 $(BIN)/python -m pytest -q tests/contract
+
+## audit: known vulnerabilities in every locked package (asks PyPI's advisory service: needs network)
+audit: $(VENV)/.synced
+	$(UV) export --format requirements-txt --all-groups --no-emit-project --frozen --quiet -o $(VENV)/audit-requirements.txt
+	$(BIN)/pip-audit --strict --disable-pip --no-deps --require-hashes -r $(VENV)/audit-requirements.txt
 
 format: $(VENV)/.synced
 	$(BIN)/ruff format .

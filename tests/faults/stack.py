@@ -1,0 +1,178 @@
+"""The real stack for fault tests: a gateway and a transcoder as live servers, each with its own
+TMPDIR, reaching the transcoder, S3 and PostgreSQL through ``TcpProxy``s the test can cut.
+
+The transcoder's "ffmpeg" is a gate in front of the real one: armed, it records that an encode
+started and waits for the test to release it, so a fault can be placed in the middle of an upload.
+"""
+
+import contextlib
+import os
+import signal
+import uuid
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, text
+
+from tests.faults.proxy import TcpProxy
+from tests.fixtures.storage import S3Endpoint
+from tests.live import LiveServer, child_pids, running, wait_until
+from tests.wavcorpus import ffmpeg_exe
+
+GATEWAY_APP = "gateway.main:create_app"
+
+# Marks its start, then, when the gate is armed, waits for "release" (or for its parent to die,
+# or a minute), and becomes the real ffmpeg with the same arguments.
+GATED_FFMPEG = """
+import os, sys, time
+gate = os.environ["FAKE_FFMPEG_GATE_DIR"]
+open(os.path.join(gate, "pid-%d" % os.getpid()), "w").close()
+if os.path.exists(os.path.join(gate, "armed")):
+    parent = os.getppid()
+    open(os.path.join(gate, "waiting-%d" % os.getpid()), "w").close()
+    deadline = time.monotonic() + 60
+    while not os.path.exists(os.path.join(gate, "release")):
+        if os.getppid() != parent or time.monotonic() > deadline:
+            sys.exit(1)
+        time.sleep(0.02)
+real = os.environ["REAL_FFMPEG"]
+os.execv(real, [real, *sys.argv[1:]])
+"""
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The control files of ``GATED_FFMPEG``."""
+
+    folder: Path
+
+    def arm(self) -> None:
+        self.reset()
+        (self.folder / "armed").touch()
+
+    def release(self) -> None:
+        (self.folder / "release").touch()
+
+    def reset(self) -> None:
+        for entry in self.folder.iterdir():
+            if not entry.name.startswith("pid-"):
+                entry.unlink()
+
+    def waiting(self) -> bool:
+        return any(entry.name.startswith("waiting-") for entry in self.folder.iterdir())
+
+    def encoder_pids(self) -> list[int]:
+        """Every encoder process ever started through the gate."""
+        return [int(e.name[4:]) for e in self.folder.iterdir() if e.name.startswith("pid-")]
+
+
+def is_running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan may wait a while for its new parent to reap it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+@dataclass
+class Stack:
+    """The processes and proxies of one fault-test module, with views for its invariants."""
+
+    gateway: LiveServer
+    transcoder: LiveServer
+    transcoder_tmp: Path
+    gateway_tmp: Path
+    gate: Gate
+    transcoder_proxy: TcpProxy
+    s3_proxy: TcpProxy
+    db_proxy: TcpProxy
+    database_url: str  # direct, not through the proxy
+    gateway_env: dict[str, str]
+    s3: S3Endpoint
+    bucket: str
+    _extra: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+
+    def client(self, url: str | None = None) -> httpx.Client:
+        return httpx.Client(base_url=url or self.gateway.url, timeout=60)
+
+    def new_user(self) -> dict[str, str]:
+        with self.client() as client:
+            response = client.post("/users", json={"name": "fault"})
+        assert response.status_code == 201, response.text
+        user: dict[str, str] = response.json()
+        return user
+
+    def object_keys(self) -> set[str]:
+        return set(self.s3.keys(self.bucket))
+
+    def row_keys(self) -> set[str]:
+        engine = create_engine(self.database_url)
+        try:
+            with engine.connect() as connection:
+                keys = connection.execute(text("SELECT object_key FROM records")).scalars()
+                return set(keys)
+        finally:
+            engine.dispose()
+
+    def user_keys(self, user_id: str) -> tuple[set[str], set[str]]:
+        """(rows, objects) of one user."""
+        prefix = f"recordings/{user_id}/"
+        rows = {key for key in self.row_keys() if key.startswith(prefix)}
+        return rows, {key for key in self.object_keys() if key.startswith(prefix)}
+
+    def assert_consistent(self) -> None:
+        """No row without object, no object without row, no temp file, no encoder running."""
+        assert self.row_keys() == self.object_keys()
+        wait_until(lambda: list(self.gateway_tmp.iterdir()) == [], what="gateway temp files gone")
+        wait_until(
+            lambda: list(self.transcoder_tmp.iterdir()) == [], what="transcoder temp files gone"
+        )
+        wait_until(lambda: child_pids(self.transcoder.pid) == [], what="no encoder left")
+        wait_until(
+            lambda: not any(is_running(pid) for pid in self.gate.encoder_pids()),
+            what="every encoder process ended",
+        )
+
+    def start_transcoder(self, tmp: Path, **env: str) -> LiveServer:
+        """Another transcoder behind the proxy (stopped with the stack)."""
+        return start_transcoder(self._extra, self.gate, self.transcoder_proxy, tmp, **env)
+
+    def use_transcoder(self, server: LiveServer, tmp: Path) -> None:
+        self.transcoder, self.transcoder_tmp = server, tmp
+
+    def start_gateway(self, tmp: Path) -> AbstractContextManager[LiveServer]:
+        """Another gateway on the same proxies, with its own TMPDIR."""
+        tmp.mkdir(parents=True, exist_ok=True)
+        return running(GATEWAY_APP, {**self.gateway_env, "TMPDIR": str(tmp)})
+
+    def close(self) -> None:
+        self._extra.close()
+
+
+def start_transcoder(
+    cleanup: contextlib.ExitStack, gate: Gate, proxy: TcpProxy, tmp: Path, **env: str
+) -> LiveServer:
+    """A transcoder with the gated ffmpeg (unless ``env`` names another), behind ``proxy``."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    settings = {
+        "TMPDIR": str(tmp),
+        "FFMPEG_PATH": str(gate.folder.parent / "ffmpeg"),
+        "FAKE_FFMPEG_GATE_DIR": str(gate.folder),
+        "REAL_FFMPEG": ffmpeg_exe(),
+        **env,
+    }
+    server = cleanup.enter_context(running("transcoder.main:create_app", settings))
+    proxy.retarget(("127.0.0.1", int(server.url.rsplit(":", 1)[1])))
+    return server
+
+
+def kill(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def unique_bucket() -> str:
+    return f"riffle-faults-{uuid.uuid4().hex[:12]}"
