@@ -16,19 +16,22 @@ T = TypeVar("T")
 
 def create_db_engine(url: str, *, pool_size: int = 10) -> Engine:
     """An engine for PostgreSQL (production) or SQLite (the embedded default)."""
+    # Errors get logged, and their parameters would include token hashes.
+    common: dict[str, Any] = {"hide_parameters": True, "pool_pre_ping": True}
     if url.startswith("sqlite"):
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_pre_ping=True
+            url, connect_args={"check_same_thread": False, "timeout": 30}, **common
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    # pool_pre_ping: a restarted PostgreSQL must not cost the next request.
     return create_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_timeout=10,
-        pool_pre_ping=True,  # a restarted PostgreSQL must not cost the next request
         connect_args={"connect_timeout": 5},
+        **common,
     )
 
 

@@ -17,7 +17,7 @@ from gateway.middleware import AccessMiddleware, RequestIdMiddleware
 from gateway.openapi import DESCRIPTION, TAGS, install_openapi
 from gateway.ops.router import router as ops_router
 from gateway.records.router import router as records_router
-from gateway.storage import S3ObjectStore, open_store
+from gateway.storage import StorageUnavailable, open_store
 from gateway.users.router import router as users_router
 
 logger = logging.getLogger(__name__)
@@ -40,14 +40,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             timeout_seconds=settings.transcode_timeout_seconds,
             metrics=metrics,
         )
-        if isinstance(store, S3ObjectStore):
-            try:
-                await anyio.to_thread.run_sync(store.ensure_bucket)
-            except Exception:
-                # Storage may come up after us; readiness reports it until then.
-                logger.warning(
-                    "Could not ensure bucket %s at start-up", store.bucket, exc_info=True
-                )
+        try:
+            # Creates the bucket when it is missing, so operators see it from the first start.
+            await anyio.to_thread.run_sync(store.check)
+        except StorageUnavailable:
+            # Storage may come up after us: readiness reports it, the first upload makes the bucket.
+            logger.warning("Object storage unavailable at start-up", exc_info=True)
         app.state.resources = Resources(settings, database, store, transcoder)
         try:
             yield

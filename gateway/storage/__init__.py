@@ -7,12 +7,10 @@ from urllib.parse import urlsplit
 from gateway.config import Settings
 from gateway.storage.base import ObjectMissing, ObjectStore, StorageUnavailable, StoredObject
 from gateway.storage.local import LocalObjectStore
-from gateway.storage.s3 import S3ObjectStore
 
 __all__ = [
     "ObjectMissing",
     "ObjectStore",
-    "S3ObjectStore",
     "StorageUnavailable",
     "StoredObject",
     "open_store",
@@ -26,6 +24,9 @@ def open_store(settings: Settings) -> ObjectStore:
     if url.scheme == "file":
         return LocalObjectStore(Path(url.netloc + url.path))
     if url.scheme == "s3" and url.netloc:
+        # Imported here: boto3 costs tens of MB that the embedded default never needs.
+        from gateway.storage.s3 import S3ObjectStore
+
         secret = settings.aws_secret_access_key
         return S3ObjectStore(
             url.netloc,

@@ -44,7 +44,8 @@ class ObjectStore(Protocol):
         """Every object under ``prefix``, in ascending byte order of key, fetched page by page."""
 
     def check(self) -> None:
-        """Raise ``StorageUnavailable`` unless the store answers."""
+        """Raise ``StorageUnavailable`` unless the store answers (and can hold objects: a missing
+        bucket is created)."""
 
     def close(self) -> None:
         """Release connections."""

@@ -52,10 +52,13 @@ class S3ObjectStore:
             aws_secret_access_key=secret_access_key,
             config=config,
         )
+        self._bucket_ready = False
         self._transfer = TransferConfig(multipart_chunksize=16 * 1024 * 1024, max_concurrency=4)
 
     def ensure_bucket(self) -> None:
-        """Create the bucket when it is missing (idempotent)."""
+        """Create the bucket when it is missing (idempotent); remembered once it exists."""
+        if self._bucket_ready:
+            return
         try:
             self._client.head_bucket(Bucket=self.bucket)
         except ClientError as error:
@@ -68,10 +71,13 @@ class S3ObjectStore:
                     raise StorageUnavailable() from create_error
         except BotoCoreError as error:
             raise StorageUnavailable() from error
+        self._bucket_ready = True
 
     def put_file(
         self, key: str, path: Path, *, content_type: str, metadata: Mapping[str, str]
     ) -> None:
+        # Storage may have been down when the gateway started: the bucket is made on first need.
+        self.ensure_bucket()
         try:
             self._client.upload_file(
                 str(path),
@@ -114,10 +120,8 @@ class S3ObjectStore:
             raise StorageUnavailable() from error
 
     def check(self) -> None:
-        try:
-            self._client.head_bucket(Bucket=self.bucket)
-        except (BotoCoreError, ClientError) as error:
-            raise StorageUnavailable() from error
+        self._bucket_ready = False  # a bucket deleted behind our back is made again
+        self.ensure_bucket()
 
     def close(self) -> None:
         self._client.close()

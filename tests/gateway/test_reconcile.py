@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway.config import Settings
 from gateway.models import Record, User
 from gateway.reconcile import main, reconcile
-from gateway.storage import ObjectStore, S3ObjectStore, open_store, recording_key
+from gateway.storage import ObjectStore, open_store, recording_key
 from tests.fixtures.database import migrate
 from tests.fixtures.storage import S3_CREDENTIALS, S3Endpoint
 
@@ -79,8 +79,7 @@ def test_reconcile_finds_and_fixes_both_kinds_of_leftover(
     engine = create_engine(settings.database_url)
     sessions = sessionmaker(engine, expire_on_commit=False)
     store = open_store(settings)
-    if isinstance(store, S3ObjectStore):
-        store.ensure_bucket()
+    store.check()  # makes the bucket
     user_id = uuid.uuid4()
     with sessions.begin() as session:
         session.add(User(id=user_id, name="u", token_hash=b"0" * 32))
