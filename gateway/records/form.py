@@ -1,7 +1,6 @@
 """Reads the multipart upload as it streams in: the file goes to disk, never whole into memory."""
 
 import math
-import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,8 +132,9 @@ async def read_upload_form(
     boundary = options.get(b"boundary")
     if media_type != b"multipart/form-data" or not boundary:
         raise _invalid(["body"], "expected a multipart/form-data body")
-    path = Path(tempfile.mkstemp(dir=spool_dir, suffix=".wav")[1])
-    with path.open("wb") as spool:
+    path = spool_dir / "upload.wav"
+    spool = await anyio.to_thread.run_sync(_create, path)
+    with spool:
         reader = _FormReader(spool, path, max_file_bytes)
         parser = MultipartParser(
             boundary,
@@ -168,6 +168,10 @@ async def read_upload_form(
     if not reader.finished:
         raise _invalid(["body"], "the multipart body ended before its closing boundary")
     return UploadForm(reader.fields, reader.file)
+
+
+def _create(path: Path) -> BinaryIO:
+    return path.open("wb")
 
 
 def _unread(error: RiffleError) -> RiffleError:

@@ -1,4 +1,3 @@
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Annotated
@@ -28,6 +27,7 @@ from gateway.openapi import TOKEN_SECURITY, problem_responses
 from gateway.records import delivery, docs, service
 from gateway.records.form import FILE_FIELD, UploadedFile, read_upload_form
 from gateway.records.schemas import RecordItem, RecordOut, RecordPage
+from gateway.tempfiles import temporary_directory
 
 router = APIRouter(tags=["records"])
 
@@ -120,12 +120,12 @@ async def add_record(
             f"The upload is larger than the limit of {settings.max_upload_bytes} bytes.",
             headers={"Connection": "close"},  # do not read the body we refuse
         )
-    with tempfile.TemporaryDirectory(prefix="riffle-upload-") as spool_dir:
+    async with temporary_directory("riffle-upload-") as spool_dir:
         try:
             form = await read_upload_form(
                 request.headers.get("Content-Type", ""),
                 request.stream(),
-                spool_dir=Path(spool_dir),
+                spool_dir=spool_dir,
                 max_file_bytes=settings.max_upload_bytes,
                 timeout_seconds=settings.upload_timeout_seconds,
             )

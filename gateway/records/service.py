@@ -1,7 +1,6 @@
 """Uploading and fetching recordings; the order of the steps keeps nothing half-written."""
 
 import logging
-import tempfile
 import unicodedata
 import uuid
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from gateway.errors import NotAWav, RecordNotFound
 from gateway.models import Record
 from gateway.records.cursor import decode_cursor, encode_cursor
 from gateway.storage import ObjectMissing, ObjectStore, StorageUnavailable, recording_key
+from gateway.tempfiles import temporary_directory
 from gateway.transcoder_client import TranscoderClient
 from gateway.users.service import authenticate
 
@@ -68,10 +68,10 @@ async def add_recording(
     if not is_wav(await anyio.to_thread.run_sync(_read_head, upload.wav)):
         raise NotAWav("The file has no RIFF/RF64 WAVE header.")
 
-    with tempfile.TemporaryDirectory(prefix="riffle-mp3-") as workdir:
+    async with temporary_directory("riffle-mp3-") as workdir:
         mp3 = await transcoder.transcode(
             upload.wav,
-            destination=Path(workdir) / "out.mp3",
+            destination=workdir / "out.mp3",
             max_duration_seconds=limits.max_duration_seconds,
             request_id=request_id,
         )
