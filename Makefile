@@ -5,7 +5,7 @@ UV := .tools/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint format fuzz audit clean
+.PHONY: run test lint bench format fuzz audit clean
 
 # uv itself comes from PyPI into a private folder, so a machine with only Python needs nothing else.
 $(UV):
@@ -29,6 +29,11 @@ lint: $(VENV)/.synced
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+## bench: riffle against the raw ffmpeg encode, side by side; writes docs/benchmarks.{md,json}
+## (BENCH_ARGS=--long adds a 3600 s file; --quick is a smoke run)
+bench: $(VENV)/.synced
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 ## fuzz: the WAV header fuzzer for FUZZ_SECONDS, then a long schemathesis run against the live API
 FUZZ_SECONDS ?= 600

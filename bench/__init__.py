@@ -1,0 +1,1 @@
+"""``python -m bench``: riffle side by side with the raw ffmpeg encode, on generated WAV files."""

@@ -1,0 +1,136 @@
+"""One timed operation each: the raw ffmpeg encode, a transcoder call, a gateway upload, a download.
+
+Every function returns seconds of wall time (and checks the answer, so a fast failure never passes
+for a fast success).
+"""
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+_CHUNK_BYTES = 1024 * 1024
+DURATION_TOLERANCE_SECONDS = 0.1
+
+
+class BenchError(RuntimeError):
+    """An operation under test failed or answered something wrong."""
+
+
+@dataclass(frozen=True, slots=True)
+class Timed:
+    seconds: float
+    peak_rss_bytes: int = 0  # only where the kernel tells us (the baseline's own process)
+
+
+# ru_maxrss survives exec: a child forked from this (large) process would report our size, not
+# ffmpeg's. So a minimal interpreter spawns ffmpeg, times it and reports the child's own peak.
+_LAUNCHER = """
+import os, sys, time
+started = time.perf_counter()
+pid = os.posix_spawn(sys.argv[1], sys.argv[1:], os.environ)
+_, status, usage = os.wait4(pid, 0)
+print(time.perf_counter() - started, usage.ru_maxrss, os.waitstatus_to_exitcode(status))
+"""
+
+
+def ffmpeg_baseline(ffmpeg: str, wav: Path, mp3: Path) -> Timed:
+    """The issue's reference command, timed from spawn to exit; its peak RSS from wait4()."""
+    command = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
+    command += ["-f", "wav", "-i", str(wav), "-c:a", "libmp3lame", "-b:a", "128k", str(mp3)]
+    launcher = [sys.executable, "-I", "-S", "-c", _LAUNCHER, *command]
+    output = subprocess.run(launcher, capture_output=True, text=True, check=True)  # noqa: S603
+    elapsed, max_rss_kib, returncode = output.stdout.split()
+    if int(returncode) != 0:
+        raise BenchError(f"ffmpeg exited with {returncode}: {output.stderr[-300:]}")
+    return Timed(float(elapsed), int(max_rss_kib) * 1024)
+
+
+def file_chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as source:
+        while chunk := source.read(_CHUNK_BYTES):
+            yield chunk
+
+
+def transcode(client: httpx.Client, wav: Path, expected_seconds: float) -> Timed:
+    """POST the WAV to the transcoder, read the whole MP3."""
+    started = time.perf_counter()
+    with client.stream(
+        "POST",
+        "/transcode",
+        content=file_chunks(wav),
+        headers={"Content-Type": "audio/wav", "Content-Length": str(wav.stat().st_size)},
+    ) as response:
+        size = sum(len(chunk) for chunk in response.iter_raw(_CHUNK_BYTES))
+        elapsed = time.perf_counter() - started
+        if response.status_code != 200 or size == 0:
+            raise BenchError(f"transcoder answered {response.status_code}")
+        _check_duration(float(response.headers["X-Audio-Duration-Seconds"]), expected_seconds)
+    return Timed(elapsed)
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    token: str
+
+
+def create_user(client: httpx.Client) -> User:
+    response = client.post("/users", json={"name": "bench"})
+    if response.status_code != 201:
+        raise BenchError(f"POST /users answered {response.status_code}")
+    body = response.json()
+    return User(body["id"], body["token"])
+
+
+@dataclass(frozen=True, slots=True)
+class Uploaded:
+    seconds: float
+    url: str
+    size_bytes: int
+
+
+def upload(
+    client: httpx.Client, user: User, wav: Path | bytes, expected_seconds: float
+) -> Uploaded:
+    """POST /record as a browser form would: the fields first, then the file."""
+    started = time.perf_counter()
+    if isinstance(wav, bytes):
+        response = _post_record(client, user, wav)
+    else:
+        with wav.open("rb") as source:
+            response = _post_record(client, user, source)
+    elapsed = time.perf_counter() - started
+    if response.status_code != 201:
+        raise BenchError(f"POST /record answered {response.status_code}: {response.text[:300]}")
+    body = response.json()
+    _check_duration(float(body["duration_seconds"]), expected_seconds)
+    return Uploaded(elapsed, str(body["url"]), int(body["size_bytes"]))
+
+
+def _post_record(client: httpx.Client, user: User, content: object) -> httpx.Response:
+    return client.post(
+        "/record",
+        data={"user": user.id, "token": user.token},
+        files={"file": ("take.wav", content, "audio/wav")},  # type: ignore[dict-item]
+    )
+
+
+def download(client: httpx.Client, url: str, expected_bytes: int) -> Timed:
+    """GET the record's link and read every byte of the body."""
+    started = time.perf_counter()
+    with client.stream("GET", url) as response:
+        size = sum(len(chunk) for chunk in response.iter_raw(_CHUNK_BYTES))
+    elapsed = time.perf_counter() - started
+    if response.status_code != 200 or size != expected_bytes:
+        raise BenchError(f"GET {url} answered {response.status_code} with {size} bytes")
+    return Timed(elapsed)
+
+
+def _check_duration(actual: float, expected: float) -> None:
+    if abs(actual - expected) > DURATION_TOLERANCE_SECONDS:
+        raise BenchError(f"duration {actual:.3f} s, expected {expected:.3f} s")
