@@ -125,3 +125,37 @@ def test_two_deletes_at_once_are_one_204_and_one_404(gateway: Gateway) -> None:
         statuses = sorted(pool.map(lambda _: delete(), range(2)))
     assert statuses == [204, 404]
     assert gateway.object_keys(user["id"]) == []
+
+
+def test_paging_while_uploads_arrive_shows_every_earlier_record_exactly_once(
+    gateway: Gateway,
+) -> None:
+    with gateway.client() as client:
+        user = new_user(client)
+        before = add_records(client, user, 7)
+        arrived: list[str] = []
+
+        def keep_uploading() -> None:
+            with gateway.client() as uploader:
+                arrived.extend(add_records(uploader, user, 4))
+
+        seen: list[str] = []
+        cursor = None
+        with ThreadPoolExecutor(1) as pool:
+            uploads = pool.submit(keep_uploading)
+            while True:
+                params: dict[str, str | int] = {"limit": 2, "token": user["token"]}
+                if cursor:
+                    params["cursor"] = cursor
+                body = client.get(f"/users/{user['id']}/records", params=params).json()
+                seen += [item["id"] for item in body["items"]]
+                cursor = body["next_cursor"]
+                if cursor is None:
+                    break
+            uploads.result()
+    # Keyset pages never repeat or skip: every record that existed when paging began is seen
+    # exactly once, in newest-first order; records added meanwhile may appear as well.
+    assert len(seen) == len(set(seen))
+    earlier = [record_id for record_id in seen if record_id in before]
+    assert earlier == list(reversed(before))
+    assert set(seen) - set(before) <= set(arrived)
