@@ -11,14 +11,14 @@ from gateway.config import Settings
 from gateway.db import Database, create_db_engine
 from gateway.deps import Resources
 from gateway.errors import install_error_handlers
-from gateway.logs import configure_logging
 from gateway.metrics import MeteredTranscoderClient, Metrics
-from gateway.middleware import AccessMiddleware, RequestIdMiddleware
+from gateway.middleware import install_middleware
 from gateway.openapi import DESCRIPTION, TAGS, install_openapi
 from gateway.ops.router import router as ops_router
 from gateway.records.router import router as records_router
 from gateway.storage import StorageUnavailable, open_store
 from gateway.users.router import router as users_router
+from servicekit.logs import configure_logging
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +26,8 @@ logger = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; clients are created in the lifespan, so each app (and test) has its own."""
     settings = settings or Settings()
-    configure_logging()
+    # httpx logs every call at INFO with its full URL; the access lines already say what happened.
+    configure_logging(quiet=["httpx"])
     metrics = Metrics.create()
 
     @asynccontextmanager
@@ -66,9 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.metrics = metrics
     install_error_handlers(app, on_problem=metrics.observe_problem)
-    # The last added runs first: request ids wrap the access log, which sees every answer.
-    app.add_middleware(AccessMiddleware, metrics=metrics)
-    app.add_middleware(RequestIdMiddleware)
+    install_middleware(app, metrics)
     app.include_router(users_router)
     app.include_router(records_router)
     app.include_router(ops_router)

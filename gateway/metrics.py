@@ -1,8 +1,8 @@
 """The gateway's Prometheus metrics: one registry per app, so each app (and test) counts alone.
 
-HTTP metrics are recorded by ``gateway.middleware.AccessMiddleware``; the domain metrics by the
-error handlers (rejected uploads, dependency errors), the upload route (bytes stored) and
-``MeteredTranscoderClient`` (transcode time, audio seconds).
+The HTTP metrics (``riffle_http_*``) are recorded by ``servicekit.middleware.AccessMiddleware``; the
+domain metrics by the error handlers (rejected uploads, dependency errors), the upload route (bytes
+stored) and ``MeteredTranscoderClient`` (transcode time, audio seconds).
 """
 
 import time
@@ -11,47 +11,22 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, Request
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    ProcessCollector,
-    disable_created_metrics,
-)
-from starlette.types import Scope
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from gateway.errors import DependencyUnavailable
 from gateway.transcoder_client import Transcoded, TranscoderClient
+from servicekit.metrics import HttpMetrics, new_registry, route_template
 
-# Uploads of long recordings take minutes: the default buckets stop at 10 s.
-REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 TRANSCODE_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 # DependencyUnavailable names the dependency in prose; metrics use one short kind for each.
 DEPENDENCY_KINDS = {"database": "database", "object storage": "storage", "transcoder": "transcoder"}
 UPLOAD_ROUTE = ("POST", "/record")
-UNMATCHED_ROUTE = "unmatched"
-
-
-def route_template(scope: Scope) -> str:
-    """The matched route's path template (``/users/{user_id}/records``), or ``unmatched``."""
-    route = scope.get("route")
-    template = getattr(route, "path_format", None) or getattr(route, "path", None)
-    if template:
-        return str(template)
-    if "endpoint" in scope and not scope.get("path_params"):
-        # A plain route FastAPI adds itself (/openapi.json, /docs): fixed paths, no parameters.
-        return str(scope["path"])
-    return UNMATCHED_ROUTE
 
 
 @dataclass(frozen=True, slots=True)
 class Metrics:
     registry: CollectorRegistry
-    requests: Counter
-    request_seconds: Histogram
-    received_bytes: Counter
-    sent_bytes: Counter
+    http: HttpMetrics
     transcode_seconds: Histogram
     audio_seconds: Counter
     stored_bytes: Counter
@@ -61,38 +36,10 @@ class Metrics:
 
     @classmethod
     def create(cls) -> "Metrics":
-        # The client's per-series `_created` timestamps double the output for no reader's gain.
-        disable_created_metrics()  # type: ignore[no-untyped-call]
-        registry = CollectorRegistry(auto_describe=True)
-        ProcessCollector(registry=registry)  # CPU, memory, open files of this process
-        route = ["method", "route"]
+        registry = new_registry()
         return cls(
             registry=registry,
-            requests=Counter(
-                "riffle_http_requests",
-                "HTTP requests answered, by route template and status.",
-                [*route, "status"],
-                registry=registry,
-            ),
-            request_seconds=Histogram(
-                "riffle_http_request_duration_seconds",
-                "Time from request start to the end of the response, by route and status.",
-                [*route, "status"],
-                buckets=REQUEST_BUCKETS,
-                registry=registry,
-            ),
-            received_bytes=Counter(
-                "riffle_http_received_bytes",
-                "Request body bytes read, by route.",
-                route,
-                registry=registry,
-            ),
-            sent_bytes=Counter(
-                "riffle_http_sent_bytes",
-                "Response body bytes sent, by route.",
-                route,
-                registry=registry,
-            ),
+            http=HttpMetrics.create(registry, prefix="riffle_http"),
             transcode_seconds=Histogram(
                 "riffle_transcode_duration_seconds",
                 "Wall time of successful transcoder calls: from sending the WAV to the whole MP3.",

@@ -18,22 +18,16 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
+from servicekit.logs import configure_logging
 from transcoder.config import Settings
 from transcoder.encoder import Encoder
 from transcoder.errors import TranscodeError
-from transcoder.observability import (
-    ACCEPTABLE_REQUEST_ID,
-    REQUEST_ID_HEADER,
-    AccessMiddleware,
-    Metrics,
-    configure_logging,
-)
+from transcoder.observability import Metrics, install_middleware
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(ClientDisconnect, _client_disconnect)
-    app.add_middleware(RequestIdEcho)
-    app.add_middleware(AccessMiddleware, metrics=metrics)
+    install_middleware(app, metrics)
     return app
 
 
@@ -152,26 +145,6 @@ class TemporaryFileResponse(FileResponse):
             await super().__call__(scope, receive, send)
         finally:
             await asyncio.to_thread(Path(self.path).unlink, missing_ok=True)
-
-
-class RequestIdEcho:
-    """Put the caller's ``X-Request-ID`` (when short and printable) on the response."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        sent = Headers(scope=scope).get(REQUEST_ID_HEADER, "") if scope["type"] == "http" else ""
-        if not ACCEPTABLE_REQUEST_ID.fullmatch(sent):
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = sent
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
 
 
 def problem(

@@ -159,6 +159,8 @@ def test_images_copy_what_their_commands_need(stages: dict[str, stack.Stage]) ->
     assert "alembic.ini ./" in stages["gateway"].all("COPY")  # the migrate service's command
     assert "gateway ./gateway" in stages["gateway"].all("COPY")
     assert "transcoder ./transcoder" in stages["transcoder"].all("COPY")
+    for target in TARGETS:  # the logging, request-id and HTTP-metrics code both services import
+        assert "servicekit ./servicekit" in stages[target].all("COPY"), target
 
 
 # --- build context --------------------------------------------------------------------------------
@@ -183,5 +185,5 @@ def test_dockerignore_keeps_local_state_and_secrets_out_of_the_build_context() -
     for path in (".venv", ".tools", "var", ".git", ".env", ".pytest_cache", ".mypy_cache"):
         assert _ignored(path, patterns), f"{path} would be sent to the Docker daemon"
     assert _ignored("gateway/__pycache__", patterns)
-    for path in ("pyproject.toml", "uv.lock", "alembic.ini", "gateway", "transcoder"):
+    for path in ("pyproject.toml", "uv.lock", "alembic.ini", "gateway", "transcoder", "servicekit"):
         assert not _ignored(path, patterns), f"the images need {path}"

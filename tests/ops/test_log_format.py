@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from gateway.logs import (
+from servicekit.logs import (
     JsonFormatter,
     StderrHandler,
     TextFormatter,

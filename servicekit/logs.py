@@ -1,19 +1,19 @@
 """Logging: JSON lines when stderr is not a terminal, readable lines when it is.
 
-Every line written while a request is handled carries its request id. Tokens are never logged:
-access lines name the route template, never the raw path or query string.
+Every line written while a request is handled carries its request id (``request_id_var``, set by
+``servicekit.middleware.RequestIdMiddleware``).
 """
 
 import json
 import logging
 import sys
+from collections.abc import Iterable
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 
-ACCESS_LOGGER = "riffle.access"
 # Attributes every LogRecord has; anything else was passed with ``extra=`` and is a field.
 _STANDARD_ATTRIBUTES = frozenset(
     vars(logging.LogRecord("", logging.INFO, "", 0, "", None, None)).keys()
@@ -85,10 +85,11 @@ class StderrHandler(logging.StreamHandler[TextIO]):
         pass
 
 
-def configure_logging(level: int = logging.INFO) -> None:
+def configure_logging(level: int = logging.INFO, *, quiet: Iterable[str] = ()) -> None:
     """Send every logger, uvicorn's included, through one stderr handler; idempotent.
 
     uvicorn's own access log is switched off: it prints the raw query string, where a token may be.
+    The ``quiet`` loggers are turned down to warnings.
     """
     root = logging.getLogger()
     handler = next((h for h in root.handlers if isinstance(h, StderrHandler)), None)
@@ -102,5 +103,5 @@ def configure_logging(level: int = logging.INFO) -> None:
         uvicorn_logger.handlers.clear()
         uvicorn_logger.propagate = True
     logging.getLogger("uvicorn.access").disabled = True
-    # httpx logs every call at INFO with its full URL; the access lines already say what happened.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    for name in quiet:
+        logging.getLogger(name).setLevel(logging.WARNING)
