@@ -5,7 +5,8 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
+
+from tests.live import process_stats
 
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 MB = 1024 * 1024
@@ -13,18 +14,7 @@ MB = 1024 * 1024
 
 def _stat_table() -> dict[int, tuple[int, int]]:
     """pid → (parent pid, resident bytes) for every process we can see."""
-    table: dict[int, tuple[int, int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:  # it exited while we looked
-            continue
-        # "pid (comm) state ppid …": comm may hold spaces and ")", so split after the last ")"
-        fields = stat[stat.rindex(")") + 2 :].split()
-        table[int(entry.name)] = (int(fields[1]), int(fields[21]) * PAGE_BYTES)
-    return table
+    return {pid: (int(fields[1]), int(fields[21]) * PAGE_BYTES) for pid, fields in process_stats()}
 
 
 def tree_rss(root: int, table: Mapping[int, tuple[int, int]]) -> int:

@@ -1,11 +1,12 @@
-"""Run an ASGI app factory as a real uvicorn server in a subprocess, for end-to-end tests.
+"""Run servers as real subprocesses for end-to-end tests (and the benchmark), and look at them.
 
     with serve("transcoder.main:create_app", {"TRANSCODE_TIMEOUT_SECONDS": "5"}) as base_url:
         httpx.get(f"{base_url}/healthz")
 
 ``running()`` is the same but yields a ``LiveServer`` that also has the process id. Both take
 ``port=`` (to restart a server where clients already point) and ``output=`` (a file that receives
-the server's stdout and stderr, for assertions on its logs).
+the server's stdout and stderr, for assertions on its logs). ``launched()`` starts any command
+that serves HTTP (a compose service's own command, moto's server) and waits until it answers.
 """
 
 import contextlib
@@ -14,9 +15,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -59,17 +61,31 @@ def running(
     command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     with contextlib.ExitStack() as files:
         sink = files.enter_context(output.open("ab")) if output is not None else None
-        process = subprocess.Popen(command, env={**os.environ, **env}, stdout=sink, stderr=sink)
-        files.enter_context(_stopping(process))
         url = f"http://127.0.0.1:{port}"
-        _wait_healthy(url, process)
-        yield LiveServer(url=url, pid=process.pid)
+        yield files.enter_context(launched(command, url, env={**os.environ, **env}, output=sink))
 
 
 @contextlib.contextmanager
-def _stopping(process: "subprocess.Popen[bytes]") -> Iterator[None]:
+def launched(
+    command: Sequence[str],
+    url: str,
+    *,
+    ready_path: str = "/healthz",
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    output: IO[bytes] | int | None = None,
+    startup_seconds: float = STARTUP_SECONDS,
+) -> Iterator[LiveServer]:
+    """Run ``command``, a server at ``url``, until the block ends; yield once ``ready_path``
+    answers 200.
+
+    ``env``: its whole environment (default: this one). ``output``: where its stdout and stderr
+    go, as ``subprocess`` takes it (default: this process's).
+    """
+    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=output, stderr=output)
     try:
-        yield
+        _wait_answers(f"{url}{ready_path}", process, startup_seconds)
+        yield LiveServer(url=url, pid=process.pid)
     finally:
         process.terminate()
         try:
@@ -79,25 +95,25 @@ def _stopping(process: "subprocess.Popen[bytes]") -> Iterator[None]:
             process.wait()
 
 
-def _wait_healthy(url: str, process: "subprocess.Popen[bytes]") -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
+def _wait_answers(url: str, process: "subprocess.Popen[bytes]", seconds: float) -> None:
+    deadline = time.monotonic() + seconds
     with httpx.Client(timeout=1.0) as client:
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"{url}: the server exited with {process.returncode}")
             try:
-                if client.get(f"{url}/healthz").status_code == 200:
+                if client.get(url).status_code == 200:
                     return
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{url}: not healthy within {STARTUP_SECONDS:g} s")
+                raise TimeoutError(f"{url}: no answer within {seconds:g} s")
             time.sleep(0.05)  # the poll interval, not synchronisation: the loop has a deadline
 
 
-def child_pids(pid: int) -> list[int]:
-    """Live or zombie children of process ``pid`` (a /proc scan, Linux only)."""
-    children = []
+def process_stats() -> Iterator[tuple[int, list[str]]]:
+    """(pid, the fields of /proc/<pid>/stat after the command name) of every process we can see
+    (Linux only): ``fields[0]`` is the state, ``fields[1]`` the parent's pid."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -106,9 +122,12 @@ def child_pids(pid: int) -> list[int]:
         except OSError:  # it exited while we looked
             continue
         # "pid (comm) state ppid …": comm may hold spaces and ")", so split after the last ")"
-        if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
-            children.append(int(entry.name))
-    return children
+        yield int(entry.name), stat[stat.rindex(")") + 2 :].split()
+
+
+def child_pids(pid: int) -> list[int]:
+    """Live or zombie children of process ``pid``."""
+    return [child for child, fields in process_stats() if int(fields[1]) == pid]
 
 
 def wait_until(condition: Callable[[], bool], *, seconds: float = 10.0, what: str = "") -> None:

@@ -8,20 +8,15 @@ same uv.lock as the images.
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import httpx
-
 from tests.compose import stack
+from tests.live import free_port, launched
 
-STARTUP_SECONDS = 30.0
-SHUTDOWN_SECONDS = 10.0
 # What a container has besides its compose environment: a PATH (ffmpeg, if the machine has one).
 _BASE_ENV = ("PATH", "TMPDIR", "LANG")
 
@@ -30,13 +25,6 @@ _BASE_ENV = ("PATH", "TMPDIR", "LANG")
 class Running:
     url: str
     port: int
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def localize(env: Mapping[str, str], endpoints: Mapping[str, str]) -> dict[str, str]:
@@ -97,31 +85,6 @@ def serve(arguments: list[str], env: Mapping[str, str]) -> Iterator[Running]:
     command = local_command(arguments)
     for option, value in (("--host", "127.0.0.1"), ("--port", str(port))):
         command[command.index(option) + 1] = value
-    process = subprocess.Popen(command, cwd=stack.ROOT, env=process_env(env))
-    try:
-        url = f"http://127.0.0.1:{port}"
-        _wait_healthy(url, process)
+    url = f"http://127.0.0.1:{port}"
+    with launched(command, url, env=process_env(env), cwd=stack.ROOT):
         yield Running(url, port)
-    finally:
-        process.terminate()
-        try:
-            process.wait(SHUTDOWN_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _wait_healthy(url: str, process: "subprocess.Popen[bytes]") -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    with httpx.Client(timeout=1.0) as client:
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"{url}: the server exited with {process.returncode}")
-            try:
-                if client.get(f"{url}/healthz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{url}: not healthy within {STARTUP_SECONDS:g} s")
-            time.sleep(0.05)  # the poll interval; the loop is bounded by the deadline

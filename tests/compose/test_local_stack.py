@@ -8,17 +8,18 @@ limits, bitrate) is the compose file's with .env.example, unchanged.
 
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import make_url
 
 from tests.compose import launcher, stack
+from tests.fixtures.database import empty_database
 from tests.fixtures.storage import S3Endpoint
+from tests.live import free_port
 from tests.wavcorpus import pcm
 
 
@@ -40,17 +41,9 @@ def services() -> dict[str, dict[str, Any]]:
 def database_url(postgres_admin_url: str, services: dict[str, dict[str, Any]]) -> Iterator[str]:
     """An empty database on the test server, addressed with the compose URL's driver."""
     compose_url = make_url(stack.environment(services["migrate"])["DATABASE_URL"])
-    name = f"riffle_compose_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(postgres_admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        local = make_url(postgres_admin_url).set(drivername=compose_url.drivername, database=name)
+    with empty_database(postgres_admin_url, prefix="riffle_compose") as url:
+        local = make_url(url).set(drivername=compose_url.drivername)
         yield local.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +114,7 @@ def test_compose_healthcheck_one_liner_passes_on_the_running_server(
 def test_compose_healthcheck_one_liner_fails_when_nothing_answers(
     services: dict[str, dict[str, Any]],
 ) -> None:
-    code = _healthcheck_code(services["gateway"], launcher.free_port())
+    code = _healthcheck_code(services["gateway"], free_port())
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, timeout=30, check=False
     )

@@ -1,53 +1,25 @@
 """One real stack per fault-test module: see ``tests.faults.stack``."""
 
 import contextlib
-import uuid
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import create_engine, make_url, text
 
-from tests.faults.proxy import Address, TcpProxy
 from tests.faults.stack import (
     GATED_FFMPEG,
     GATEWAY_APP,
     Gate,
+    Proxies,
     Stack,
     start_transcoder,
     unique_bucket,
 )
-from tests.fixtures.database import migrate
+from tests.fixtures.database import migrated_database, postgres_address, through_port
 from tests.fixtures.storage import S3_CREDENTIALS, S3Endpoint
 from tests.fixtures.transcoder import fake_ffmpeg
 from tests.live import running
-
-
-def postgres_address(url: str) -> Address:
-    """Where the server at ``url`` listens: TCP, or the Unix socket of a ``?host=/dir`` URL."""
-    parsed = make_url(url)
-    port = parsed.port or 5432
-    socket_dir = parsed.query.get("host")
-    if isinstance(socket_dir, str) and socket_dir.startswith("/"):
-        return f"{socket_dir}/.s.PGSQL.{port}"
-    return (parsed.host or "127.0.0.1", port)
-
-
-@contextlib.contextmanager
-def dedicated_database(admin_url: str) -> Iterator[str]:
-    """A fresh, migrated database of its own (faults may add triggers to it)."""
-    name = f"riffle_faults_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    try:
-        migrate(url)
-        yield url
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+from tests.tcp_proxy import Address, TcpProxy
 
 
 @pytest.fixture(scope="module")
@@ -59,34 +31,26 @@ def stack(
     gate.folder.mkdir()
     fake_ffmpeg(root / "ffmpeg", GATED_FFMPEG)
     with contextlib.ExitStack() as cleanup:
-        database_url = cleanup.enter_context(dedicated_database(postgres_admin_url))
-        proxies = []
-        for target in (
-            postgres_address(database_url),
-            _http_address(s3_endpoint.url),
-            ("127.0.0.1", 9),  # retargeted at the transcoder below
-        ):
-            proxy = TcpProxy(target)
-            proxy.start()
-            cleanup.callback(proxy.stop)
-            proxies.append(proxy)
-        db_proxy, s3_proxy, transcoder_proxy = proxies
-        proxied_db = (
-            make_url(database_url)
-            .set(host="127.0.0.1", port=db_proxy.port, query={})
-            .render_as_string(hide_password=False)
+        # A database of its own: faults may add triggers to it.
+        database_url = cleanup.enter_context(
+            migrated_database(postgres_admin_url, prefix="riffle_faults")
+        )
+        proxies = Proxies(
+            database=cleanup.enter_context(TcpProxy(postgres_address(database_url))),
+            s3=cleanup.enter_context(TcpProxy(_http_address(s3_endpoint.url))),
+            transcoder=cleanup.enter_context(TcpProxy(("127.0.0.1", 9))),  # retargeted below
         )
         bucket = unique_bucket()
         gateway_env = {
-            "DATABASE_URL": proxied_db,
+            "DATABASE_URL": through_port(database_url, proxies.database.port),
             "STORAGE_URL": f"s3://{bucket}",
-            "S3_ENDPOINT_URL": s3_proxy.url,
-            "TRANSCODER_URL": transcoder_proxy.url,
+            "S3_ENDPOINT_URL": proxies.s3.url,
+            "TRANSCODER_URL": proxies.transcoder.url,
             **S3_CREDENTIALS,
         }
         transcoder_tmp, gateway_tmp = root / "transcoder-tmp", root / "gateway-tmp"
         gateway_tmp.mkdir()
-        transcoder = start_transcoder(cleanup, gate, transcoder_proxy, transcoder_tmp)
+        transcoder = start_transcoder(cleanup, gate, proxies.transcoder, transcoder_tmp)
         gateway = cleanup.enter_context(
             running(GATEWAY_APP, {**gateway_env, "TMPDIR": str(gateway_tmp)})
         )
@@ -96,9 +60,7 @@ def stack(
             transcoder_tmp=transcoder_tmp,
             gateway_tmp=gateway_tmp,
             gate=gate,
-            transcoder_proxy=transcoder_proxy,
-            s3_proxy=s3_proxy,
-            db_proxy=db_proxy,
+            proxies=proxies,
             database_url=database_url,
             gateway_env=gateway_env,
             s3=s3_endpoint,

@@ -16,9 +16,9 @@ from pathlib import Path
 import httpx
 from sqlalchemy import create_engine, text
 
-from tests.faults.proxy import TcpProxy
 from tests.fixtures.storage import S3Endpoint
 from tests.live import LiveServer, child_pids, running, wait_until
+from tests.tcp_proxy import TcpProxy
 from tests.wavcorpus import ffmpeg_exe
 
 GATEWAY_APP = "gateway.main:create_app"
@@ -77,6 +77,15 @@ def is_running(pid: int) -> bool:
     return stat[stat.rindex(")") + 2] != "Z"
 
 
+@dataclass(frozen=True)
+class Proxies:
+    """What the gateway reaches each dependency through: links the test can cut."""
+
+    database: TcpProxy
+    s3: TcpProxy
+    transcoder: TcpProxy
+
+
 @dataclass
 class Stack:
     """The processes and proxies of one fault-test module, with views for its invariants."""
@@ -86,9 +95,7 @@ class Stack:
     transcoder_tmp: Path
     gateway_tmp: Path
     gate: Gate
-    transcoder_proxy: TcpProxy
-    s3_proxy: TcpProxy
-    db_proxy: TcpProxy
+    proxies: Proxies
     database_url: str  # direct, not through the proxy
     gateway_env: dict[str, str]
     s3: S3Endpoint
@@ -138,7 +145,7 @@ class Stack:
 
     def start_transcoder(self, tmp: Path, **env: str) -> LiveServer:
         """Another transcoder behind the proxy (stopped with the stack)."""
-        return start_transcoder(self._extra, self.gate, self.transcoder_proxy, tmp, **env)
+        return start_transcoder(self._extra, self.gate, self.proxies.transcoder, tmp, **env)
 
     def use_transcoder(self, server: LiveServer, tmp: Path) -> None:
         self.transcoder, self.transcoder_tmp = server, tmp

@@ -60,8 +60,8 @@ def healthy(stack: Stack) -> Iterator[None]:
     stack.gate.reset()
     yield
     stack.gate.reset()
-    stack.db_proxy.resume()
-    stack.s3_proxy.resume()
+    stack.proxies.database.resume()
+    stack.proxies.s3.resume()
 
 
 def during_encode(
@@ -78,11 +78,11 @@ def during_encode(
 
 def test_transcoder_not_running_is_503_with_retry_after_and_stores_nothing(stack: Stack) -> None:
     user = stack.new_user()
-    stack.transcoder_proxy.stop()
+    stack.proxies.transcoder.stop()
     try:
         assert_unavailable(upload(stack.gateway.url, user))
     finally:
-        stack.transcoder_proxy.start()
+        stack.proxies.transcoder.start()
     assert stack.user_keys(user["id"]) == (set(), set())
     stack.assert_consistent()
     assert_next_upload_succeeds(stack)
@@ -129,7 +129,7 @@ def test_transcoder_slower_than_its_timeout_is_504_and_the_encoder_is_killed(
         assert not any(is_running(pid) for pid in hung)
         wait_until(lambda: list(hanging_tmp.iterdir()) == [], what="its temp file removed")
     finally:
-        stack.transcoder_proxy.retarget(("127.0.0.1", int(normal[0].url.rsplit(":", 1)[1])))
+        stack.proxies.transcoder.retarget(("127.0.0.1", int(normal[0].url.rsplit(":", 1)[1])))
     assert stack.user_keys(user["id"]) == (set(), set())
     stack.assert_consistent()
     assert_next_upload_succeeds(stack)
@@ -137,11 +137,11 @@ def test_transcoder_slower_than_its_timeout_is_504_and_the_encoder_is_killed(
 
 def test_storage_down_before_the_upload_is_503_and_stores_nothing(stack: Stack) -> None:
     user = stack.new_user()
-    stack.s3_proxy.stop()
+    stack.proxies.s3.stop()
     try:
         assert_unavailable(upload(stack.gateway.url, user))
     finally:
-        stack.s3_proxy.start()
+        stack.proxies.s3.start()
     assert stack.user_keys(user["id"]) == (set(), set())
     stack.assert_consistent()
     assert_next_upload_succeeds(stack)
@@ -152,9 +152,9 @@ def test_storage_going_down_between_encode_and_put_is_503_and_stores_nothing(
 ) -> None:
     user = stack.new_user()
     try:
-        response = during_encode(stack, pool, user, stack.s3_proxy.stop).result(60)
+        response = during_encode(stack, pool, user, stack.proxies.s3.stop).result(60)
     finally:
-        stack.s3_proxy.start()
+        stack.proxies.s3.start()
     assert_unavailable(response)
     assert stack.user_keys(user["id"]) == (set(), set())
     stack.assert_consistent()
@@ -165,7 +165,7 @@ def object_puts_and_deletes(stack: Stack, user_id: str) -> list[str]:
     """The S3 requests the gateway sent for this user's objects, e.g. ["PUT", "DELETE"]."""
     return [
         method
-        for method, path in stack.s3_proxy.requests()
+        for method, path in stack.proxies.s3.requests()
         if f"/recordings/{user_id}/" in path and method in ("PUT", "DELETE")
     ]
 
@@ -175,9 +175,9 @@ def test_database_down_after_the_put_is_503_and_the_object_is_deleted(
 ) -> None:
     user = stack.new_user()
     try:
-        response = during_encode(stack, pool, user, stack.db_proxy.stop).result(60)
+        response = during_encode(stack, pool, user, stack.proxies.database.stop).result(60)
     finally:
-        stack.db_proxy.start()
+        stack.proxies.database.start()
     assert_unavailable(response)
     assert object_puts_and_deletes(stack, user["id"]) == ["PUT", "DELETE"]
     assert stack.user_keys(user["id"]) == (set(), set())
@@ -265,13 +265,13 @@ def test_gateway_killed_between_put_and_insert_leaves_an_orphan_reconcile_finds_
         stack.gate.arm()
         pending = pool.submit(upload, doomed.url, user)
         wait_until(stack.gate.waiting, what="the encode started", seconds=30)
-        stack.db_proxy.pause()  # the insert will hang, after the put
+        stack.proxies.database.pause()  # the insert will hang, after the put
         stack.gate.release()
         wait_until(lambda: stack.user_keys(user["id"])[1] != set(), what="the object was put")
         os.kill(doomed.pid, signal.SIGKILL)
         with pytest.raises(httpx.TransportError):
             pending.result(60)
-    stack.db_proxy.resume()
+    stack.proxies.database.resume()
     rows, objects = stack.user_keys(user["id"])
     assert rows == set()
     [orphan] = objects

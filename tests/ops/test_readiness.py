@@ -1,18 +1,17 @@
 """/readyz follows each dependency: 503 naming it while it is stopped, 200 again once it returns."""
 
-import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 from moto.server import ThreadedMotoServer
-from sqlalchemy import make_url
 
+from tests.fixtures.database import postgres_address, through_port
 from tests.fixtures.transcoder import TRANSCODER_APP
 from tests.live import free_port, serve, wait_until
 from tests.ops.conftest import OpsGateway
-from tests.ops.tcp_proxy import TcpProxy
+from tests.tcp_proxy import TcpProxy
 
 DEPENDENCIES = {"database", "storage", "transcoder"}
 FLIP_SECONDS = 20.0
@@ -101,42 +100,12 @@ def test_readiness_names_storage_while_the_s3_endpoint_is_stopped_and_recovers(
         assert_ready(client)
 
 
-def postgres_connector(url: str) -> Callable[[], socket.socket]:
-    """Opens a connection to the server ``url`` names: over TCP or its Unix socket."""
-    parsed = make_url(url)
-    port = parsed.port or 5432
-
-    def connect() -> socket.socket:
-        if parsed.host:
-            sock = socket.create_connection((parsed.host, port), timeout=5)
-        else:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(5)
-            try:
-                sock.connect(f"{parsed.query['host']}/.s.PGSQL.{port}")
-            except OSError:
-                sock.close()
-                raise
-        sock.settimeout(None)
-        return sock
-
-    return connect
-
-
-def through_port(url: str, port: int) -> str:
-    parsed = make_url(url)
-    query = {key: value for key, value in parsed.query.items() if key != "host"}
-    return parsed.set(host="127.0.0.1", port=port, query=query).render_as_string(
-        hide_password=False
-    )
-
-
 def test_readiness_names_the_database_while_it_is_unreachable_and_recovers(
     ops_gateway: OpsGateway, postgres_url: str
 ) -> None:
     # The session's PostgreSQL, reached through a port that can go dark: the gateway sees a
     # stopped server (connections refused, open ones cut), the suite's server keeps running.
-    proxy = TcpProxy(postgres_connector(postgres_url), free_port())
+    proxy = TcpProxy(postgres_address(postgres_url), free_port())
     with (
         proxy,
         ops_gateway(DATABASE_URL=through_port(postgres_url, proxy.port)) as url,

@@ -1,13 +1,14 @@
 """A TCP relay between a service and one of its dependencies, to cause network faults for real.
 
-    proxy = TcpProxy(("127.0.0.1", 5432))   # or a Unix socket path
+    proxy = TcpProxy(("127.0.0.1", 5432))   # or a Unix socket path; port= to choose the port
     proxy.start()        # listens on 127.0.0.1:proxy.port (the same port after every restart)
     proxy.stop()         # the dependency is "down": connections refused, open ones cut
     proxy.pause()        # the dependency "hangs": connections stay open, no byte moves
     proxy.retarget(...)  # a restarted dependency behind the same address
 
-It also remembers the HTTP request lines it relayed (``requests()``), so a test can tell "the
-object was put, then deleted" from "the object was never put".
+``with proxy:`` starts it and stops it at the end. It also remembers the HTTP request lines it
+relayed (``requests()``), so a test can tell "the object was put, then deleted" from "the object
+was never put".
 """
 
 import contextlib
@@ -36,11 +37,14 @@ class _Connection:
 
 
 class TcpProxy:
-    """Relays 127.0.0.1:port to ``target`` with one thread per direction per connection."""
+    """Relays 127.0.0.1:port to ``target`` with one thread per direction per connection.
 
-    def __init__(self, target: Address) -> None:
+    ``port``: listen there; by default on a free port, chosen at the first start.
+    """
+
+    def __init__(self, target: Address, port: int = 0) -> None:
         self.target = target
-        self.port = 0
+        self.port = port
         self._listener: socket.socket | None = None
         self._threads: list[threading.Thread] = []
         self._connections: list[_Connection] = []
@@ -54,7 +58,15 @@ class TcpProxy:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def __enter__(self) -> "TcpProxy":
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
     def start(self) -> None:
+        assert self._listener is None, "already started"
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", self.port))
@@ -66,7 +78,8 @@ class TcpProxy:
         self._spawn(self._accept_loop, listener)
 
     def stop(self) -> None:
-        """Close the listening socket and cut every open connection."""
+        """Close the listening socket and cut every open connection; returns once its threads
+        ended (waiting up to 10 s for each)."""
         self._running.clear()
         with self._lock:
             connections, self._connections = self._connections, []
