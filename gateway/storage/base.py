@@ -8,7 +8,7 @@ from typing import Protocol
 
 from gateway.errors import DependencyUnavailable
 
-CHUNK_BYTES = 256 * 1024
+CHUNK_BYTES = 1024 * 1024  # per download stream; each chunk is one worker-thread hop
 
 
 class StorageUnavailable(DependencyUnavailable):
