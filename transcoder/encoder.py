@@ -5,11 +5,11 @@ import contextlib
 import logging
 import re
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from transcoder import mp3, wav
+from transcoder import mp3, parallel, wav
 from transcoder.errors import EncoderUnavailable, TranscodeTimeout, UnusableAudio
 
 logger = logging.getLogger(__name__)
@@ -29,6 +29,8 @@ class Encoder:
     ffmpeg: str
     bitrate: str
     timeout_seconds: float
+    # PCM at least this long is encoded as two segments at once (transcoder/parallel.py).
+    parallel_min_seconds: float | None = 30.0
 
     async def encode(
         self, body: AsyncIterator[bytes], *, output: Path, max_duration_seconds: float
@@ -44,7 +46,26 @@ class Encoder:
                 header, buffered = await read_header(body)
                 wav.check_supported(header, max_duration_seconds=max_duration_seconds)
                 command = self.command(header, output, max_duration_seconds)
-                stderr, audio_bytes = await self._run(command, buffered, body, header)
+                split = parallel.plan(header, self.parallel_min_seconds)
+                if split is None:
+                    stderr, audio_bytes = await self._run(command, buffered, body, header)
+                else:
+
+                    async def segment(
+                        wav_header: bytes, audio: AsyncIterator[bytes], path: Path
+                    ) -> tuple[bytes, int]:
+                        options = parallel.SEGMENT_OPTIONS
+                        argv = self.command(header, path, max_duration_seconds, options)
+                        return await self._run(argv, wav_header, audio, header)
+
+                    async def single(
+                        wav_header: bytes, audio: AsyncIterator[bytes]
+                    ) -> tuple[bytes, int]:
+                        return await self._run(command, wav_header, audio, header)
+
+                    stderr, audio_bytes = await parallel.encode(
+                        split, buffered, body, output, run_segment=segment, run_single=single
+                    )
         except TimeoutError:
             raise TranscodeTimeout(
                 f"Transcoding took longer than {self.timeout_seconds:g} seconds."
@@ -52,7 +73,11 @@ class Encoder:
         return await _check_output(output, stderr, audio_bytes, max_duration_seconds)
 
     def command(
-        self, header: wav.WavHeader, output: Path, max_duration_seconds: float
+        self,
+        header: wav.WavHeader,
+        output: Path,
+        max_duration_seconds: float,
+        options: Sequence[str] = (),
     ) -> list[str]:
         """The ffmpeg argument list: input format forced, pipe-only input, seekable file output."""
         channels = "1" if header.channels == 1 else "2"
@@ -62,6 +87,7 @@ class Encoder:
             *("-nostdin", "-hide_banner", "-loglevel", "error"),
             *("-protocol_whitelist", "pipe", "-f", "wav", "-i", "pipe:0"),
             *("-map", "0:a:0", "-vn", "-c:a", "libmp3lame", "-b:a", self.bitrate),
+            *options,
             *("-ac", channels, "-ar", str(output_sample_rate(header.sample_rate))),
             *("-t", limit, "-f", "mp3", "-y", str(output)),
         ]

@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ffmpeg=settings.ffmpeg_executable(),
         bitrate=settings.mp3_bitrate,
         timeout_seconds=settings.transcode_timeout_seconds,
+        parallel_min_seconds=settings.parallel_encode_min_seconds or None,
     )
     app.include_router(router)
     app.add_exception_handler(TranscodeError, _transcode_error)
