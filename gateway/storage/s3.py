@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 _MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
+_MULTIPART_BYTES = 16 * 1024 * 1024
 
 
 class S3ObjectStore:
@@ -53,7 +54,11 @@ class S3ObjectStore:
             config=config,
         )
         self._bucket_ready = False
-        self._transfer = TransferConfig(multipart_chunksize=16 * 1024 * 1024, max_concurrency=4)
+        self._transfer = TransferConfig(
+            multipart_threshold=_MULTIPART_BYTES,
+            multipart_chunksize=_MULTIPART_BYTES,
+            max_concurrency=4,
+        )
 
     def ensure_bucket(self) -> None:
         """Create the bucket when it is missing (idempotent); remembered once it exists."""
@@ -79,6 +84,17 @@ class S3ObjectStore:
         # Storage may have been down when the gateway started: the bucket is made on first need.
         self.ensure_bucket()
         try:
+            if path.stat().st_size < _MULTIPART_BYTES:
+                # One PUT: the transfer manager's threads and futures cost more than they save.
+                with path.open("rb") as body:
+                    self._client.put_object(
+                        Bucket=self.bucket,
+                        Key=key,
+                        Body=body,
+                        ContentType=content_type,
+                        Metadata=dict(metadata),
+                    )
+                return
             self._client.upload_file(
                 str(path),
                 self.bucket,
