@@ -9,6 +9,8 @@ import dataclasses
 import struct
 from dataclasses import dataclass
 
+from transcoder.crc16 import crc16
+
 HEAD_BYTES = 8192  # enough for the Info frame and the first audio frame behind a small ID3 tag
 
 _BITRATES_KBPS = {
@@ -174,13 +176,3 @@ def _tag_crc_matches(frame: bytes, lame_offset: int) -> bool:
     covered = bytearray(frame[:_LAME_CRC_COVERS])
     covered[crc_offset : crc_offset + 2] = bytes(len(covered[crc_offset : crc_offset + 2]))
     return crc16(bytes(covered)) == int.from_bytes(stored, "big")
-
-
-def crc16(data: bytes) -> int:
-    """CRC-16/ARC (polynomial 0x8005, reflected), as the LAME tag uses."""
-    crc = 0
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
-    return crc

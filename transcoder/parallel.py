@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from transcoder import mp3, wav
+from transcoder.crc16 import crc16, crc16_shift
 
 logger = logging.getLogger(__name__)
 
@@ -44,8 +45,6 @@ _TOC_BAGS = 400
 _CHUNK_BYTES = 256 * 1024
 _SPOOL_FLUSH_BYTES = 1024 * 1024
 _MAX_RIFF_DATA = 0xFFFFFFFF - 64
-_CRC16_ORDER = 32767  # x^32767 = 1 modulo CRC-16's 0x18005 = (x + 1)(x^15 + x + 1)
-_CRC16_POLY = 0x18005
 _XING_FRAMES, _XING_BYTES, _XING_TOC = 1, 2, 4
 
 RunSegment = Callable[[bytes, AsyncIterator[bytes], Path], Coroutine[Any, Any, tuple[bytes, int]]]
@@ -393,61 +392,3 @@ def _frame_offsets(data: mmap.mmap, position: int) -> list[int]:
         raise mp3.Mp3Error("The segment ends inside a frame.")
     offsets.append(position)
     return offsets
-
-
-def _crc_table() -> list[int]:
-    table = []
-    for byte in range(256):
-        crc = byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
-        table.append(crc)
-    return table
-
-
-_TABLE = _crc_table()
-
-
-def crc16(data: bytes, crc: int = 0) -> int:
-    """CRC-16/ARC (``mp3.crc16``), table-driven."""
-    table = _TABLE
-    for byte in data:
-        crc = (crc >> 8) ^ table[(crc ^ byte) & 0xFF]
-    return crc
-
-
-def crc16_shift(crc: int, count: int) -> int:
-    """The CRC-16/ARC register after ``count`` more zero bytes (``count`` < 0: before).
-
-    With init 0 and no final xor, ``crc(a + b) == crc16_shift(crc(a), len(b)) ^ crc(b)``: in
-    the bit-reversed (normal) form the register is multiplied by x^(8 * count) modulo 0x18005.
-    """
-    power = _power_of_x(8 * count % _CRC16_ORDER)
-    return _reverse16(_multiply(_reverse16(crc), power))
-
-
-def _reverse16(value: int) -> int:
-    return int(f"{value:016b}"[::-1], 2)
-
-
-def _multiply(a: int, b: int) -> int:
-    """a * b in GF(2)[x] modulo the CRC-16 polynomial."""
-    product = 0
-    while b:
-        if b & 1:
-            product ^= a
-        b >>= 1
-        a <<= 1
-        if a & 0x10000:
-            a ^= _CRC16_POLY
-    return product
-
-
-def _power_of_x(exponent: int) -> int:
-    result, base = 1, 2
-    while exponent:
-        if exponent & 1:
-            result = _multiply(result, base)
-        base = _multiply(base, base)
-        exponent >>= 1
-    return result

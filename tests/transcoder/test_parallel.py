@@ -18,7 +18,7 @@ import pytest
 
 from tests import wavcorpus
 from tests.live import child_pids
-from transcoder import encoder, mp3, parallel, wav
+from transcoder import crc16, encoder, mp3, parallel, wav
 from transcoder.errors import TranscodeTimeout
 
 SECONDS = 40
@@ -123,7 +123,7 @@ def test_the_joined_mp3_has_an_exact_info_header(
     assert info.frames * parsed.samples_per_frame > samples
     lame = info_frame.index(b"Lavc")
     assert int.from_bytes(info_frame[lame + 28 : lame + 32], "big") == len(info_frame) + len(audio)
-    assert int.from_bytes(info_frame[lame + 32 : lame + 34], "big") == parallel.crc16(audio)
+    assert int.from_bytes(info_frame[lame + 32 : lame + 34], "big") == crc16.crc16(audio)
     # ffmpeg decoding the file (gapless, from the tag) yields every input sample, no more.
     assert len(decode(output)) == samples * channels
 
@@ -217,7 +217,7 @@ def test_no_temporary_file_or_process_is_left(tmp_path: Path) -> None:
 @pytest.mark.parametrize("length", [0, 1, 7, 1000, 65537])
 def test_crc16_shift_chains_and_unchains_crcs(length: int) -> None:
     head, tail = os.urandom(333), os.urandom(length)
-    whole = parallel.crc16(head + tail)
-    assert whole == mp3.crc16(head + tail)
-    assert whole == parallel.crc16_shift(parallel.crc16(head), length) ^ parallel.crc16(tail)
-    assert parallel.crc16(head) == parallel.crc16_shift(whole ^ parallel.crc16(tail), -length)
+    whole = crc16.crc16(head + tail)
+    assert whole == crc16.crc16(head + tail)
+    assert whole == crc16.crc16_shift(crc16.crc16(head), length) ^ crc16.crc16(tail)
+    assert crc16.crc16(head) == crc16.crc16_shift(whole ^ crc16.crc16(tail), -length)
