@@ -1,5 +1,6 @@
 """Transcoder settings, from the environment (validated when the app is created)."""
 
+import os
 import shutil
 
 import imageio_ffmpeg
@@ -19,6 +20,8 @@ class Settings(BaseSettings):
     # Both halves run without LAME's bit reservoir, so the joined MP3 is byte-identical to one pass
     # with -reservoir 0 (measured cost of that: about 0.4 dB waveform SNR at 128k).
     parallel_encode_min_seconds: float = Field(default=30, ge=0)
+    # Encodes running at once (each one or two ffmpeg processes of ~35 MB); more requests queue.
+    max_concurrent_encodes: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
 
     def ffmpeg_executable(self) -> str:
         """FFMPEG_PATH if set, else ``ffmpeg`` on PATH, else the static build of imageio-ffmpeg."""

@@ -48,6 +48,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         timeout_seconds=settings.transcode_timeout_seconds,
         parallel_min_seconds=settings.parallel_encode_min_seconds or None,
     )
+    # Bounds the ffmpeg processes (and their memory) however many requests arrive; the rest wait.
+    app.state.encode_slots = asyncio.Semaphore(settings.max_concurrent_encodes)
     app.include_router(router)
     app.add_exception_handler(TranscodeError, _transcode_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -67,6 +69,11 @@ def _encoder(request: Request) -> Encoder:
     return encoder
 
 
+def _encode_slots(request: Request) -> asyncio.Semaphore:
+    slots: asyncio.Semaphore = request.app.state.encode_slots
+    return slots
+
+
 def _metrics(request: Request) -> Metrics:
     metrics: Metrics = request.app.state.metrics
     return metrics
@@ -74,6 +81,7 @@ def _metrics(request: Request) -> Metrics:
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
 EncoderDep = Annotated[Encoder, Depends(_encoder)]
+EncodeSlotsDep = Annotated[asyncio.Semaphore, Depends(_encode_slots)]
 MetricsDep = Annotated[Metrics, Depends(_metrics)]
 
 router = APIRouter()
@@ -98,6 +106,7 @@ async def transcode(
     request: Request,
     settings: SettingsDep,
     encoder: EncoderDep,
+    encode_slots: EncodeSlotsDep,
     metrics: MetricsDep,
     max_duration_seconds: Annotated[float | None, Query(gt=0, allow_inf_nan=False)] = None,
 ) -> Response:
@@ -106,7 +115,8 @@ async def transcode(
     output = await asyncio.to_thread(_new_temporary_mp3)
     started = time.perf_counter()
     try:
-        info = await encoder.encode(request.stream(), output=output, max_duration_seconds=limit)
+        async with encode_slots:
+            info = await encoder.encode(request.stream(), output=output, max_duration_seconds=limit)
     except BaseException:
         await asyncio.to_thread(output.unlink, missing_ok=True)
         raise
