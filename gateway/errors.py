@@ -2,7 +2,6 @@
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from http import HTTPStatus
 from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
@@ -10,10 +9,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-logger = logging.getLogger(__name__)
+from servicekit.problems import problem_response
 
-PROBLEM_JSON = "application/problem+json"
-PROBLEM_BASE = "https://riffle.dev/problems/"
+logger = logging.getLogger(__name__)
 
 
 class RiffleError(Exception):
@@ -84,41 +82,25 @@ class RangeNotSatisfiable(RiffleError):
         )
 
 
+_DEPENDENCY_NAMES = {"storage": "object storage"}
+
+
 class DependencyUnavailable(RiffleError):
     status, slug, title = 503, "dependency-unavailable", "Service temporarily unavailable"
     retry_after_seconds: ClassVar[int] = 5
 
-    def __init__(self, dependency: str) -> None:
+    def __init__(self, kind: str) -> None:
+        """``kind``: ``database``, ``storage`` or ``transcoder`` (also the metrics label)."""
         super().__init__(
-            f"The {dependency} is unavailable; nothing was stored. Retry later.",
+            f"The {_DEPENDENCY_NAMES.get(kind, kind)} is unavailable; nothing was stored. "
+            "Retry later.",
             headers={"Retry-After": str(self.retry_after_seconds)},
         )
-        self.dependency = dependency
+        self.kind = kind
 
 
 class TranscodeTimeout(RiffleError):
     status, slug, title = 504, "transcode-timeout", "Transcoding took too long"
-
-
-def problem_response(
-    status: int,
-    *,
-    title: str | None = None,
-    detail: str,
-    slug: str | None = None,
-    headers: Mapping[str, str] | None = None,
-    errors: Sequence[Mapping[str, Any]] | None = None,
-) -> JSONResponse:
-    """An RFC 9457 problem document."""
-    body: dict[str, Any] = {
-        "type": PROBLEM_BASE + slug if slug else "about:blank",
-        "title": title or HTTPStatus(status).phrase,
-        "status": status,
-        "detail": detail,
-    }
-    if errors is not None:
-        body["errors"] = list(errors)
-    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 
 async def _riffle_error(request: Request, error: Exception) -> JSONResponse:
@@ -131,7 +113,8 @@ async def _riffle_error(request: Request, error: Exception) -> JSONResponse:
         detail=error.detail,
         slug=error.slug,
         headers=error.headers,
-        errors=error.errors,
+        # "errors" is a member only of validation problems.
+        **({"errors": error.errors} if error.errors is not None else {}),
     )
 
 

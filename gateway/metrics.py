@@ -18,8 +18,6 @@ from gateway.transcoder_client import Transcoded, TranscoderClient
 from servicekit.metrics import HttpMetrics, new_registry, route_template
 
 TRANSCODE_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
-# DependencyUnavailable names the dependency in prose; metrics use one short kind for each.
-DEPENDENCY_KINDS = {"database": "database", "object storage": "storage", "transcoder": "transcoder"}
 UPLOAD_ROUTE = ("POST", "/record")
 
 
@@ -79,8 +77,7 @@ class Metrics:
     def observe_problem(self, request: Request, status: int, slug: str, error: Exception) -> None:
         """Count a problem answer: a rejected upload, a dependency that failed (``ProblemHook``)."""
         if isinstance(error, DependencyUnavailable):
-            kind = DEPENDENCY_KINDS.get(error.dependency, error.dependency)
-            self.dependency_errors.labels(kind).inc()
+            self.dependency_errors.labels(error.kind).inc()
         if (request.method, route_template(request.scope)) == UPLOAD_ROUTE:
             self.uploads_rejected.labels(str(status), slug).inc()
 

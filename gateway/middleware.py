@@ -9,10 +9,10 @@ from urllib.parse import parse_qsl
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.errors import problem_response
 from gateway.metrics import Metrics
 from servicekit.logs import request_id_var
 from servicekit.middleware import AccessMiddleware, RequestIdMiddleware
+from servicekit.problems import problem_response
 
 __all__ = [
     "ACCESS_LOGGER",

@@ -10,8 +10,6 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, Field
 
 from gateway.errors import (
-    PROBLEM_BASE,
-    PROBLEM_JSON,
     DependencyUnavailable,
     InvalidCredentials,
     InvalidInput,
@@ -24,6 +22,7 @@ from gateway.errors import (
     UploadTimeout,
     UploadTooLarge,
 )
+from servicekit.problems import PROBLEM_BASE, PROBLEM_JSON
 
 DESCRIPTION = """\
 Upload WAV recordings, get them back as MP3s by link.

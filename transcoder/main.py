@@ -9,14 +9,12 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Mapping
-from http import HTTPStatus
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
@@ -24,15 +22,13 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from servicekit.logs import configure_logging
+from servicekit.problems import PROBLEM_JSON, problem_response
 from transcoder.config import Settings
 from transcoder.encoder import Encoder
 from transcoder.errors import TranscodeError
 from transcoder.observability import Metrics, install_middleware
 
 logger = logging.getLogger(__name__)
-
-PROBLEM_JSON = "application/problem+json"
-PROBLEM_BASE = "https://riffle.dev/problems/"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -158,47 +154,31 @@ class TemporaryFileResponse(FileResponse):
             await asyncio.to_thread(Path(self.path).unlink, missing_ok=True)
 
 
-def problem(
-    status: int,
-    detail: str,
-    *,
-    slug: str | None = None,
-    title: str | None = None,
-    headers: Mapping[str, str] | None = None,
-    **extra: Any,
-) -> JSONResponse:
-    """An RFC 9457 problem document."""
-    body = {
-        "type": PROBLEM_BASE + slug if slug else "about:blank",
-        "title": title or HTTPStatus(status).phrase,
-        "status": status,
-        "detail": detail,
-        **extra,
-    }
-    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
-
-
 async def _transcode_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, TranscodeError)
     metrics: Metrics = request.app.state.metrics
     metrics.failures.labels(str(error.status), error.slug).inc()
     if error.status >= 500 and error.status != 504:
         logger.error("transcode failed: %s", error.detail, exc_info=error)
-    return problem(error.status, error.detail, slug=error.slug, title=error.title)
+    return problem_response(error.status, detail=error.detail, slug=error.slug, title=error.title)
 
 
 async def _validation_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, RequestValidationError)
     errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in error.errors()]
-    return problem(422, "The request is not valid.", slug="validation-error", errors=errors)
+    return problem_response(
+        422, detail="The request is not valid.", slug="validation-error", errors=errors
+    )
 
 
 async def _http_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, StarletteHTTPException)
-    return problem(error.status_code, str(error.detail), headers=error.headers)
+    return problem_response(error.status_code, detail=str(error.detail), headers=error.headers)
 
 
 async def _client_disconnect(request: Request, error: Exception) -> Response:
     # Nobody reads this answer; it only ends the request without logging a stack.
     logger.info("client disconnected during %s %s", request.method, request.url.path)
-    return problem(400, "The client disconnected before the request body was complete.")
+    return problem_response(
+        400, detail="The client disconnected before the request body was complete."
+    )

@@ -3,15 +3,15 @@
 from typing import Any
 
 from fastapi import APIRouter, Response
-from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
 from gateway.deps import DatabaseDep, StoreDep, TranscoderDep
-from gateway.errors import PROBLEM_BASE, PROBLEM_JSON
+from gateway.errors import DependencyUnavailable
 from gateway.metrics import MetricsDep
 from gateway.openapi import Problem, problem_content
 from gateway.ops.readiness import check_readiness
+from servicekit.problems import PROBLEM_BASE, problem_response
 
 router = APIRouter(tags=["operations"])
 
@@ -80,19 +80,14 @@ async def readyz(
         metrics.dependency_up.labels(name).set(1 if state == "ok" else 0)
     if readiness.ready:
         return Ready(status="ok", checks=readiness.checks)
-    problem = NotReady(
-        type=PROBLEM_BASE + "not-ready",
+    return problem_response(
+        503,
         title="Not ready",
-        status=503,
+        slug="not-ready",
         detail=f"Unavailable: {', '.join(readiness.failed)}.",
+        headers={"Retry-After": str(DependencyUnavailable.retry_after_seconds)},
         checks=readiness.checks,
         failed=readiness.failed,
-    )
-    return JSONResponse(
-        problem.model_dump(exclude_none=True),
-        status_code=503,
-        media_type=PROBLEM_JSON,
-        headers={"Retry-After": "5"},
     )
 
 

@@ -13,7 +13,7 @@ CHUNK_BYTES = 1024 * 1024  # per download stream; each chunk is one worker-threa
 
 class StorageUnavailable(DependencyUnavailable):
     def __init__(self) -> None:
-        super().__init__("object storage")
+        super().__init__("storage")
 
 
 class ObjectMissing(Exception):
