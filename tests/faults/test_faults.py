@@ -18,8 +18,8 @@ from sqlalchemy import create_engine, text
 from tests.faults.stack import Stack, is_running, kill
 from tests.fixtures.storage import S3_CREDENTIALS
 from tests.fixtures.transcoder import HANGING_FFMPEG, fake_ffmpeg
-from tests.gateway.problems import assert_problem
 from tests.live import child_pids, wait_until
+from tests.problems import assert_problem
 from tests.wavcorpus import pcm
 
 WAV = pcm(0.3, 8000, 1)

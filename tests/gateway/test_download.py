@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from tests.gateway.problems import assert_problem
 from tests.gateway.test_upload import new_user, upload
+from tests.problems import assert_problem
 from tests.wavcorpus import pcm
 
 

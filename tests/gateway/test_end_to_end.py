@@ -11,8 +11,8 @@ import pytest
 
 from tests import wavcorpus
 from tests.fixtures.gateway import Gateway, GatewayFactory
-from tests.gateway.problems import assert_problem
 from tests.gateway.test_upload import new_user, upload
+from tests.problems import assert_problem
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # pydub warns at import when no ffmpeg is on PATH

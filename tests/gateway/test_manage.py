@@ -6,8 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 
 from tests.fixtures.gateway import Gateway
-from tests.gateway.problems import assert_problem
 from tests.gateway.test_upload import new_user, upload
+from tests.problems import assert_problem
 from tests.wavcorpus import pcm
 
 

@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from tests.fixtures.gateway import Gateway, GatewayFactory
-from tests.gateway.problems import assert_problem
+from tests.problems import assert_problem
 from tests.wavcorpus import pcm
 
 

@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from tests import wavcorpus
-from tests.gateway.problems import assert_problem
 from tests.live import wait_until
+from tests.problems import assert_problem
 from tests.security.conftest import MAX_UPLOAD_BYTES, Canary, Hardened
 
 BOUNDARY = "hostileboundary"

@@ -11,12 +11,10 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests import wavcorpus
+from tests import problems, wavcorpus
 from tests.fixtures.transcoder import HANGING_FFMPEG, TRANSCODER_APP, fake_ffmpeg
 from tests.live import LiveServer, child_pids, running, wait_until
 from transcoder import mp3
-
-PROBLEM_FIELDS = {"type", "title", "status", "detail"}
 
 
 @pytest.fixture(scope="module")
@@ -60,12 +58,7 @@ def decode_to_wav(mp3_bytes: bytes) -> tuple[int, int, int]:
 
 
 def assert_problem(response: httpx.Response, status: int) -> None:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body = response.json()
-    assert body.keys() >= PROBLEM_FIELDS
-    assert body["status"] == status
-    assert body["detail"]
+    problems.assert_problem(response, status, request_id=False)
 
 
 @pytest.mark.parametrize("case", wavcorpus.good_cases(), ids=lambda case: case.name)
