@@ -9,7 +9,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.errors import DependencyUnavailable
+from servicekit.errors import DependencyUnavailable
 
 T = TypeVar("T")
 

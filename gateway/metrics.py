@@ -8,13 +8,13 @@ stored) and ``MeteredTranscoderClient`` (transcode time, audio seconds).
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
 
-from fastapi import Depends, Request
+import httpx
+from fastapi import Request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from gateway.errors import DependencyUnavailable
 from gateway.transcoder_client import Transcoded, TranscoderClient
+from servicekit.errors import DependencyUnavailable
 from servicekit.metrics import HttpMetrics, new_registry, route_template
 
 TRANSCODE_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
@@ -82,19 +82,18 @@ class Metrics:
             self.uploads_rejected.labels(str(status), slug).inc()
 
 
-def get_metrics(request: Request) -> Metrics:
-    metrics: Metrics = request.app.state.metrics
-    return metrics
-
-
-MetricsDep = Annotated[Metrics, Depends(get_metrics)]
-
-
 class MeteredTranscoderClient(TranscoderClient):
     """The transcoder client, timing each successful transcode and counting its audio."""
 
-    def __init__(self, base_url: str, *, timeout_seconds: float, metrics: Metrics) -> None:
-        super().__init__(base_url, timeout_seconds=timeout_seconds)
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout_seconds: float,
+        metrics: Metrics,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        super().__init__(base_url, timeout_seconds=timeout_seconds, transport=transport)
         self._metrics = metrics
 
     async def transcode(

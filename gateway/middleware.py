@@ -1,29 +1,25 @@
 """The gateway's request middleware: servicekit's request ids, access line and HTTP metrics, plus
 what only the gateway knows: the user a request names, and the last-resort 500 for bugs."""
 
-import logging
 import uuid
 from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from gateway.metrics import Metrics
 from servicekit.logs import request_id_var
 from servicekit.middleware import AccessMiddleware, RequestIdMiddleware
-from servicekit.problems import problem_response
+from servicekit.problems import UnhandledErrorMiddleware
 
 __all__ = [
     "ACCESS_LOGGER",
     "USER_ID_STATE",
-    "UnhandledErrorMiddleware",
     "access_fields",
     "install_middleware",
     "request_id_var",
 ]
-
-logger = logging.getLogger(__name__)
 
 ACCESS_LOGGER = "riffle.access"
 # A route that knows the user from the body (the upload) sets ``request.state.user_id``.
@@ -37,34 +33,6 @@ def install_middleware(app: FastAPI, metrics: Metrics) -> None:
     )
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(RequestIdMiddleware, mint=True)
-
-
-class UnhandledErrorMiddleware:
-    """Turn an unhandled exception into a 500 problem (the request id middleware adds its id)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        response_started = False
-
-        async def watching_send(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, watching_send)
-        except Exception:
-            logger.exception("Unhandled error in request %s", request_id_var.get())
-            if response_started:
-                raise
-            response = problem_response(500, detail="An unexpected error occurred.")
-            await response(scope, receive, send)
 
 
 def access_fields(scope: Scope) -> dict[str, Any]:

@@ -10,17 +10,19 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, Field
 
 from gateway.errors import (
-    DependencyUnavailable,
     InvalidCredentials,
-    InvalidInput,
-    NotAWav,
     RangeNotSatisfiable,
     RecordNotFound,
-    RiffleError,
-    TranscodeTimeout,
-    UndecodableAudio,
     UploadTimeout,
     UploadTooLarge,
+)
+from servicekit.errors import (
+    DependencyUnavailable,
+    InvalidInput,
+    NotAWav,
+    ServiceError,
+    TranscodeTimeout,
+    UndecodableAudio,
 )
 from servicekit.problems import PROBLEM_BASE, PROBLEM_JSON
 
@@ -70,7 +72,7 @@ class Problem(BaseModel):
 
 
 # A realistic ``detail`` for each problem type, for the examples.
-_EXAMPLE_DETAILS: dict[type[RiffleError], str] = {
+_EXAMPLE_DETAILS: dict[type[ServiceError], str] = {
     InvalidInput: "user: not a valid UUID",
     InvalidCredentials: "The user id and token do not match a user.",
     UploadTooLarge: "The upload is larger than the limit of 1073741824 bytes.",
@@ -90,7 +92,7 @@ _VALIDATION_EXAMPLE: dict[str, Any] = {
     "errors": [{"loc": ["query", "id"], "msg": "Input should be a valid UUID"}],
 }
 # Headers that come with particular problems.
-_PROBLEM_HEADERS: dict[type[RiffleError], dict[str, Any]] = {
+_PROBLEM_HEADERS: dict[type[ServiceError], dict[str, Any]] = {
     InvalidCredentials: {
         "WWW-Authenticate": {
             "description": "Always `Bearer`.",
@@ -112,7 +114,7 @@ _PROBLEM_HEADERS: dict[type[RiffleError], dict[str, Any]] = {
 }
 
 
-def problem_example(error: type[RiffleError]) -> dict[str, Any]:
+def problem_example(error: type[ServiceError]) -> dict[str, Any]:
     example: dict[str, Any] = {
         "type": PROBLEM_BASE + error.slug,
         "title": error.title,
@@ -137,10 +139,10 @@ def problem_content(*examples: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def problem_responses(*errors: type[RiffleError]) -> dict[int | str, dict[str, Any]]:
+def problem_responses(*errors: type[ServiceError]) -> dict[int | str, dict[str, Any]]:
     """``responses=`` for a route: each error's status, documented as problem+json, plus 503."""
-    grouped: dict[int, list[type[RiffleError]]] = {}
-    error: type[RiffleError]
+    grouped: dict[int, list[type[ServiceError]]] = {}
+    error: type[ServiceError]
     for error in (*errors, DependencyUnavailable):
         grouped.setdefault(error.status, []).append(error)
     responses: dict[int | str, dict[str, Any]] = {}

@@ -9,7 +9,7 @@ from pathlib import Path
 import anyio
 import httpx
 
-from gateway.errors import DependencyUnavailable, NotAWav, TranscodeTimeout, UndecodableAudio
+from servicekit.errors import DependencyUnavailable, NotAWav, TranscodeTimeout, UndecodableAudio
 
 _CHUNK_BYTES = 1024 * 1024
 _MAX_PROBLEM_BYTES = 64 * 1024
@@ -36,10 +36,17 @@ class TranscoderUnavailable(DependencyUnavailable):
 class TranscoderClient:
     """One pooled HTTP client, built at start-up; a long encode is normal, so reads wait long."""
 
-    def __init__(self, base_url: str, *, timeout_seconds: float) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout_seconds: float,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self.timeout_seconds = timeout_seconds
         self._http = httpx.AsyncClient(
             base_url=base_url,
+            transport=transport,
             # The transcoder enforces the encode deadline itself (504); this margin covers transfer.
             timeout=httpx.Timeout(timeout_seconds + 30, connect=5.0, pool=30.0),
         )

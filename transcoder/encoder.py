@@ -9,8 +9,10 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from transcoder import mp3, parallel, wav
-from transcoder.errors import EncoderUnavailable, TranscodeTimeout, UnusableAudio
+from servicekit import wav
+from servicekit.errors import TranscodeTimeout, UndecodableAudio
+from transcoder import mp3, parallel
+from transcoder.errors import EncoderUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +39,8 @@ class Encoder:
     ) -> mp3.Mp3Info:
         """Read the WAV from ``body`` and write the MP3 to ``output`` (an existing, seekable file).
 
-        Raises ``NotAWav``/``UnusableAudio`` for bad input, ``TranscodeTimeout`` past the deadline.
+        Raises ``NotAWav``/``UndecodableAudio`` for bad input, ``TranscodeTimeout`` past the
+        deadline.
         Client disconnects (``ClientDisconnect`` from ``body``) and cancellation propagate; in
         every case ffmpeg is stopped and reaped before this returns.
         """
@@ -119,8 +122,8 @@ class Encoder:
         audio_bytes = max(0, sent - header.data_offset)
         if returncode != 0:
             if audio_bytes == 0:
-                raise UnusableAudio(_NO_AUDIO)
-            raise UnusableAudio(f"The audio could not be decoded: {_summary(stderr)}")
+                raise UndecodableAudio(_NO_AUDIO)
+            raise UndecodableAudio(f"The audio could not be decoded: {_summary(stderr)}")
         return stderr, audio_bytes
 
 
@@ -146,7 +149,7 @@ async def read_header(body: AsyncIterator[bytes]) -> tuple[wav.WavHeader, bytes]
         if header is not None:
             return header, bytes(buffer)
         if len(buffer) > MAX_HEADER_BYTES:
-            raise UnusableAudio(
+            raise UndecodableAudio(
                 f"No audio data chunk within the first {MAX_HEADER_BYTES // 1024} KiB."
             )
     header = wav.parse_header(bytes(buffer), complete=True)
@@ -236,11 +239,11 @@ async def _check_output(
         info = mp3.parse(await asyncio.to_thread(_read_head, output))
     except mp3.Mp3Error as error:
         if audio_bytes == 0:
-            raise UnusableAudio(_NO_AUDIO) from error
+            raise UndecodableAudio(_NO_AUDIO) from error
         logger.info("ffmpeg exited 0 without a usable MP3 (%s): %s", error, _summary(stderr))
-        raise UnusableAudio("No audio could be decoded from the WAV file.") from error
+        raise UndecodableAudio("No audio could be decoded from the WAV file.") from error
     if info.sample_count <= 0:
-        raise UnusableAudio(_NO_AUDIO if audio_bytes == 0 else "No audio samples were decoded.")
+        raise UndecodableAudio(_NO_AUDIO if audio_bytes == 0 else "No audio samples were decoded.")
     if info.duration_seconds > max_duration_seconds:
         raise wav.too_long(info.duration_seconds, max_duration_seconds)
     return info

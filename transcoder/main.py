@@ -9,76 +9,81 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from servicekit import __version__
+from servicekit.errors import ServiceError
 from servicekit.logs import configure_logging
-from servicekit.problems import PROBLEM_JSON, problem_response
+from servicekit.problems import PROBLEM_JSON, install_problem_handlers, problem_response
 from transcoder.config import Settings
 from transcoder.encoder import Encoder
-from transcoder.errors import TranscodeError
 from transcoder.observability import Metrics, install_middleware
 
 logger = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; settings come from the environment unless given."""
-    settings = settings or Settings()
-    configure_logging()
-    app = FastAPI(title="riffle transcoder", version="1")
-    app.state.settings = settings
-    app.state.metrics = metrics = Metrics.create()
-    app.state.encoder = Encoder(
-        ffmpeg=settings.ffmpeg_executable(),
-        bitrate=settings.mp3_bitrate,
-        timeout_seconds=settings.transcode_timeout_seconds,
-        parallel_min_seconds=settings.parallel_encode_min_seconds or None,
-    )
+@dataclass(frozen=True, slots=True)
+class Resources:
+    """Everything a request may use, built once per app by its lifespan."""
+
+    settings: Settings
+    encoder: Encoder
     # Bounds the ffmpeg processes (and their memory) however many requests arrive; the rest wait.
-    app.state.encode_slots = asyncio.Semaphore(settings.max_concurrent_encodes)
+    encode_slots: asyncio.Semaphore
+    metrics: Metrics
+
+    @classmethod
+    def build(cls, settings: Settings, metrics: Metrics | None = None) -> "Resources":
+        return cls(
+            settings=settings,
+            encoder=Encoder(
+                ffmpeg=settings.ffmpeg_executable(),
+                bitrate=settings.mp3_bitrate,
+                timeout_seconds=settings.transcode_timeout_seconds,
+                parallel_min_seconds=settings.parallel_encode_min_seconds or None,
+            ),
+            encode_slots=asyncio.Semaphore(settings.max_concurrent_encodes),
+            metrics=metrics or Metrics.create(),
+        )
+
+
+def create_app(settings: Settings | None = None, *, resources: Resources | None = None) -> FastAPI:
+    """Build the app; settings come from the environment unless given (or ``resources``)."""
+    configure_logging()
+    if resources is None:
+        resources = Resources.build(settings or Settings())
+    prebuilt = resources
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Resources]]:
+        yield {"resources": prebuilt}
+
+    app = FastAPI(title="riffle transcoder", version=__version__, lifespan=lifespan)
     app.include_router(router)
-    app.add_exception_handler(TranscodeError, _transcode_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
+    install_problem_handlers(app, on_problem=_count_failure)
     app.add_exception_handler(ClientDisconnect, _client_disconnect)
-    install_middleware(app, metrics)
+    install_middleware(app, resources.metrics)
     return app
 
 
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+def get_resources(request: Request) -> Resources:
+    """The lifespan's resources (Starlette copies lifespan state into every request's state)."""
+    resources: Resources = request.state.resources
+    return resources
 
 
-def _encoder(request: Request) -> Encoder:
-    encoder: Encoder = request.app.state.encoder
-    return encoder
-
-
-def _encode_slots(request: Request) -> asyncio.Semaphore:
-    slots: asyncio.Semaphore = request.app.state.encode_slots
-    return slots
-
-
-def _metrics(request: Request) -> Metrics:
-    metrics: Metrics = request.app.state.metrics
-    return metrics
-
-
-SettingsDep = Annotated[Settings, Depends(_settings)]
-EncoderDep = Annotated[Encoder, Depends(_encoder)]
-EncodeSlotsDep = Annotated[asyncio.Semaphore, Depends(_encode_slots)]
-MetricsDep = Annotated[Metrics, Depends(_metrics)]
+ResourcesDep = Annotated[Resources, Depends(get_resources)]
 
 router = APIRouter()
 
@@ -100,19 +105,19 @@ _PROBLEM: dict[str, Any] = {"content": {PROBLEM_JSON: {}}}
 )
 async def transcode(
     request: Request,
-    settings: SettingsDep,
-    encoder: EncoderDep,
-    encode_slots: EncodeSlotsDep,
-    metrics: MetricsDep,
+    resources: ResourcesDep,
     max_duration_seconds: Annotated[float | None, Query(gt=0, allow_inf_nan=False)] = None,
 ) -> Response:
     """Convert the WAV request body (streamed, any Content-Type) to an MP3."""
+    settings, metrics = resources.settings, resources.metrics
     limit = min(max_duration_seconds or math.inf, settings.max_duration_seconds)
     output = await asyncio.to_thread(_new_temporary_mp3)
     started = time.perf_counter()
     try:
-        async with encode_slots:
-            info = await encoder.encode(request.stream(), output=output, max_duration_seconds=limit)
+        async with resources.encode_slots:
+            info = await resources.encoder.encode(
+                request.stream(), output=output, max_duration_seconds=limit
+            )
     except BaseException:
         await asyncio.to_thread(output.unlink, missing_ok=True)
         raise
@@ -133,9 +138,9 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/metrics", response_class=Response)
-async def metrics(metrics: MetricsDep) -> Response:
+async def metrics(resources: ResourcesDep) -> Response:
     """Prometheus metrics: requests, encode time, audio seconds, bytes in and out, failures."""
-    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(resources.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 def _new_temporary_mp3() -> Path:
@@ -154,26 +159,9 @@ class TemporaryFileResponse(FileResponse):
             await asyncio.to_thread(Path(self.path).unlink, missing_ok=True)
 
 
-async def _transcode_error(request: Request, error: Exception) -> Response:
-    assert isinstance(error, TranscodeError)
-    metrics: Metrics = request.app.state.metrics
-    metrics.failures.labels(str(error.status), error.slug).inc()
-    if error.status >= 500 and error.status != 504:
-        logger.error("transcode failed: %s", error.detail, exc_info=error)
-    return problem_response(error.status, detail=error.detail, slug=error.slug, title=error.title)
-
-
-async def _validation_error(request: Request, error: Exception) -> Response:
-    assert isinstance(error, RequestValidationError)
-    errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in error.errors()]
-    return problem_response(
-        422, detail="The request is not valid.", slug="validation-error", errors=errors
-    )
-
-
-async def _http_error(request: Request, error: Exception) -> Response:
-    assert isinstance(error, StarletteHTTPException)
-    return problem_response(error.status_code, detail=str(error.detail), headers=error.headers)
+def _count_failure(request: Request, status: int, slug: str, error: Exception) -> None:
+    if isinstance(error, ServiceError):
+        get_resources(request).metrics.failures.labels(str(status), slug).inc()
 
 
 async def _client_disconnect(request: Request, error: Exception) -> Response:

@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from servicekit.metrics import HttpMetrics, new_registry
 from servicekit.middleware import AccessMiddleware, RequestIdMiddleware
+from servicekit.problems import UnhandledErrorMiddleware
 
 ACCESS_LOGGER = "transcoder.access"
 ENCODE_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
@@ -56,4 +57,5 @@ class Metrics:
 def install_middleware(app: FastAPI, metrics: Metrics) -> None:
     """The access line and HTTP metrics, inside the caller's request id (never minted here)."""
     app.add_middleware(AccessMiddleware, metrics=metrics.http, logger_name=ACCESS_LOGGER)
+    app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(RequestIdMiddleware, mint=False)

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from transcoder import mp3, wav
+from servicekit import wav
+from transcoder import mp3
 from transcoder.crc16 import crc16, crc16_shift
 
 logger = logging.getLogger(__name__)

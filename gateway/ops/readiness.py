@@ -10,9 +10,9 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.db import Database
-from gateway.errors import DependencyUnavailable
 from gateway.storage import ObjectStore
 from gateway.transcoder_client import TranscoderClient
+from servicekit.errors import DependencyUnavailable
 
 logger = logging.getLogger(__name__)
 

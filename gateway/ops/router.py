@@ -6,11 +6,10 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
-from gateway.deps import DatabaseDep, StoreDep, TranscoderDep
-from gateway.errors import DependencyUnavailable
-from gateway.metrics import MetricsDep
+from gateway.deps import DatabaseDep, MetricsDep, StoreDep, TranscoderDep
 from gateway.openapi import Problem, problem_content
 from gateway.ops.readiness import check_readiness
+from servicekit.errors import DependencyUnavailable
 from servicekit.problems import PROBLEM_BASE, problem_response
 
 router = APIRouter(tags=["operations"])

@@ -5,7 +5,7 @@ import binascii
 import uuid
 from datetime import datetime
 
-from gateway.errors import InvalidInput
+from servicekit.errors import InvalidInput
 
 
 def encode_cursor(created_at: datetime, record_id: uuid.UUID) -> str:

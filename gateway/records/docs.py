@@ -4,8 +4,9 @@ from typing import Any
 
 from fastapi import Response
 
-from gateway.errors import InvalidInput, RangeNotSatisfiable, RecordNotFound
+from gateway.errors import RangeNotSatisfiable, RecordNotFound
 from gateway.openapi import problem_responses
+from servicekit.errors import InvalidInput
 
 USER_EXAMPLE = "0b7c9a1e-3f52-4d6a-8e21-5c4b3a291f00"
 RECORD_EXAMPLE = "6f1c2a4e-8d43-4b8e-9a57-2f0d7c5e9b11"

@@ -11,7 +11,8 @@ import anyio.to_thread
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from gateway.errors import InvalidInput, RiffleError, UploadTimeout, UploadTooLarge
+from gateway.errors import UploadTimeout, UploadTooLarge
+from servicekit.errors import InvalidInput, ServiceError
 
 FILE_FIELD = "file"
 MAX_FIELD_BYTES = 4096
@@ -162,7 +163,7 @@ async def read_upload_form(
             ) from None
         except MultipartParseError as error:
             raise _unread(_invalid(["body"], f"malformed multipart body: {error}")) from None
-        except RiffleError as error:
+        except ServiceError as error:
             raise _unread(error) from None
         await reader.flush()
     if not reader.finished:
@@ -174,7 +175,7 @@ def _create(path: Path) -> BinaryIO:
     return path.open("wb")
 
 
-def _unread(error: RiffleError) -> RiffleError:
+def _unread(error: ServiceError) -> ServiceError:
     """Mark an answer given before the body was read to its end: the server then closes the
     connection instead of reading (and discarding) the rest of a possibly huge upload."""
     error.headers["Connection"] = "close"

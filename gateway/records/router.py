@@ -2,25 +2,28 @@ import uuid
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
-from fastapi import Path as PathParameter
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.requests import ClientDisconnect
 
 from gateway.config import Settings
-from gateway.deps import DatabaseDep, SettingsDep, StoreDep, TranscoderDep
+from gateway.deps import (
+    CurrentUser,
+    DatabaseDep,
+    MetricsDep,
+    RecordOwner,
+    SettingsDep,
+    StoreDep,
+    TranscoderDep,
+    bearer_token,
+)
 from gateway.errors import (
     InvalidCredentials,
-    InvalidInput,
-    NotAWav,
     RangeNotSatisfiable,
     RecordNotFound,
-    TranscodeTimeout,
-    UndecodableAudio,
     UploadTimeout,
     UploadTooLarge,
 )
-from gateway.metrics import MetricsDep
 from gateway.middleware import USER_ID_STATE, request_id_var
 from gateway.models import Record
 from gateway.openapi import TOKEN_SECURITY, problem_responses
@@ -28,6 +31,7 @@ from gateway.records import delivery, docs, service
 from gateway.records.form import FILE_FIELD, UploadedFile, read_upload_form
 from gateway.records.schemas import RecordItem, RecordOut, RecordPage
 from gateway.tempfiles import temporary_directory
+from servicekit.errors import InvalidInput, NotAWav, TranscodeTimeout, UndecodableAudio
 
 router = APIRouter(tags=["records"])
 
@@ -50,28 +54,6 @@ def record_out(request: Request, settings: Settings, record: Record) -> RecordOu
         size_bytes=record.size_bytes,
         content_type=record.content_type,
     )
-
-
-def bearer_token(request: Request) -> str | None:
-    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
-    return credentials.strip() if scheme.lower() == "bearer" and credentials.strip() else None
-
-
-def management_token(
-    request: Request,
-    token: Annotated[
-        str | None,
-        Query(
-            description="The access token, if not sent as `Authorization: Bearer`. Prefer the "
-            "header: query strings end up in proxy logs.",
-            examples=[docs.TOKEN_EXAMPLE],
-        ),
-    ] = None,
-) -> str | None:
-    return bearer_token(request) or token
-
-
-TokenDep = Annotated[str | None, Depends(management_token)]
 
 
 @router.post(
@@ -143,7 +125,7 @@ async def add_record(
             database=database,
             store=store,
             transcoder=transcoder,
-            limits=service.Limits(max_duration_seconds=settings.max_duration_seconds),
+            max_duration_seconds=settings.max_duration_seconds,
             request_id=request_id_var.get(),
         )
     metrics.stored_bytes.inc(record.size_bytes)
@@ -233,10 +215,7 @@ async def download_record(
 )
 async def list_records(
     request: Request,
-    user_id: Annotated[
-        uuid.UUID, PathParameter(description="The user id.", examples=[docs.USER_EXAMPLE])
-    ],
-    token: TokenDep,
+    user_id: CurrentUser,
     settings: SettingsDep,
     database: DatabaseDep,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size.", examples=[20])] = 50,
@@ -246,9 +225,7 @@ async def list_records(
     ] = None,
 ) -> RecordPage:
     """Keyset-paginated: pages stay fast and stable however many recordings there are."""
-    page = await service.list_recordings(
-        database, user_id=user_id, token=token, limit=limit, cursor=cursor
-    )
+    page = await service.list_recordings(database, user_id=user_id, limit=limit, cursor=cursor)
     items = [
         RecordItem(
             **record_out(request, settings, record).model_dump(),
@@ -277,13 +254,10 @@ async def list_records(
 )
 async def delete_record(
     id: Annotated[uuid.UUID, Query(description="The record id.", examples=[docs.RECORD_EXAMPLE])],
-    user: Annotated[
-        uuid.UUID, Query(description="The owner's user id.", examples=[docs.USER_EXAMPLE])
-    ],
-    token: TokenDep,
+    user: RecordOwner,
     database: DatabaseDep,
     store: StoreDep,
 ) -> Response:
     """Deletes the row and the object; later downloads answer 404."""
-    await service.delete_recording(database, store, record_id=id, user_id=user, token=token)
+    await service.delete_recording(database, store, record_id=id, user_id=user)
     return Response(status_code=204)

@@ -9,17 +9,18 @@ from pathlib import Path
 from urllib.parse import quote
 
 import anyio.to_thread
-from sqlalchemy.orm import Session
 
 from gateway import repositories
 from gateway.db import Database
-from gateway.errors import NotAWav, RecordNotFound
+from gateway.errors import RecordNotFound
 from gateway.models import Record
 from gateway.records.cursor import decode_cursor, encode_cursor
 from gateway.storage import ObjectMissing, ObjectStore, StorageUnavailable, recording_key
 from gateway.tempfiles import temporary_directory
 from gateway.transcoder_client import TranscoderClient
 from gateway.users.service import authenticate
+from servicekit import wav
+from servicekit.errors import NotAWav
 
 logger = logging.getLogger(__name__)
 
@@ -36,19 +37,9 @@ class Upload:
     filename: str
 
 
-@dataclass(frozen=True, slots=True)
-class Limits:
-    max_duration_seconds: float
-
-
 def clean_filename(name: str) -> str:
     """The client's file name as kept: control characters (NUL included) replaced, 255 at most."""
     return "".join("_" if unicodedata.category(char) == "Cc" else char for char in name)[:255]
-
-
-def is_wav(header: bytes) -> bool:
-    """RIFF or RF64 container of WAVE form: the cheap check before any CPU is spent."""
-    return header[:4] in (b"RIFF", b"RF64") and header[8:12] == b"WAVE"
 
 
 async def add_recording(
@@ -57,7 +48,7 @@ async def add_recording(
     database: Database,
     store: ObjectStore,
     transcoder: TranscoderClient,
-    limits: Limits,
+    max_duration_seconds: float,
     request_id: str,
 ) -> Record:
     """Authenticate, convert, store the object, then insert the row; on failure, nothing remains."""
@@ -65,14 +56,14 @@ async def add_recording(
     await database.run(
         lambda session: authenticate(session, user_id=upload.user_id, token=upload.token)
     )
-    if not is_wav(await anyio.to_thread.run_sync(_read_head, upload.wav)):
+    if not wav.sniff(await anyio.to_thread.run_sync(_read_head, upload.wav)):
         raise NotAWav("The file has no RIFF/RF64 WAVE header.")
 
     async with temporary_directory("riffle-mp3-") as workdir:
         mp3 = await transcoder.transcode(
             upload.wav,
             destination=workdir / "out.mp3",
-            max_duration_seconds=limits.max_duration_seconds,
+            max_duration_seconds=max_duration_seconds,
             request_id=request_id,
         )
         record = Record(
@@ -140,16 +131,15 @@ class Page:
 
 
 async def list_recordings(
-    database: Database, *, user_id: uuid.UUID, token: str | None, limit: int, cursor: str | None
+    database: Database, *, user_id: uuid.UUID, limit: int, cursor: str | None
 ) -> Page:
-    """One page of the user's records, newest first."""
+    """One page of the (authenticated) user's records, newest first."""
     before = decode_cursor(cursor) if cursor else None
-
-    def work(session: Session) -> list[Record]:
-        authenticate(session, user_id=user_id, token=token)
-        return repositories.list_records(session, user_id=user_id, limit=limit + 1, before=before)
-
-    records = await database.run(work)
+    records = await database.run(
+        lambda session: repositories.list_records(
+            session, user_id=user_id, limit=limit + 1, before=before
+        )
+    )
     if len(records) <= limit:
         return Page(records, None)
     last = records[limit - 1]
@@ -162,15 +152,11 @@ async def delete_recording(
     *,
     record_id: uuid.UUID,
     user_id: uuid.UUID,
-    token: str | None,
 ) -> None:
     """Delete the row, then its object: a crash between leaves an orphan ``reconcile`` removes."""
-
-    def work(session: Session) -> str | None:
-        authenticate(session, user_id=user_id, token=token)
-        return repositories.delete_record(session, record_id=record_id, user_id=user_id)
-
-    object_key = await database.run(work)
+    object_key = await database.run(
+        lambda session: repositories.delete_record(session, record_id=record_id, user_id=user_id)
+    )
     if object_key is None:
         raise RecordNotFound()
     try:

@@ -1,10 +1,8 @@
 """Where MP3s live: a local folder (embedded default) or an S3 bucket, behind one interface."""
 
 import uuid
-from pathlib import Path
-from urllib.parse import urlsplit
 
-from gateway.config import Settings
+from gateway.config import FolderStorage, Settings
 from gateway.storage.base import ObjectMissing, ObjectStore, StorageUnavailable, StoredObject
 from gateway.storage.local import LocalObjectStore
 
@@ -19,23 +17,22 @@ __all__ = [
 
 
 def open_store(settings: Settings) -> ObjectStore:
-    """The store ``STORAGE_URL`` names: ``file://<folder>`` or ``s3://<bucket>``."""
-    url = urlsplit(settings.storage_url)
-    if url.scheme == "file":
-        return LocalObjectStore(Path(url.netloc + url.path))
-    if url.scheme == "s3" and url.netloc:
-        # Imported here: boto3 costs tens of MB that the embedded default never needs.
-        from gateway.storage.s3 import S3ObjectStore
+    """The store ``STORAGE_URL`` names: a folder or an S3 bucket."""
+    location = settings.storage_url
+    if isinstance(location, FolderStorage):
+        return LocalObjectStore(location.root)
+    # Imported here: boto3 costs tens of MB that the embedded default never needs.
+    from gateway.storage.s3 import S3ObjectStore
 
-        secret = settings.aws_secret_access_key
-        return S3ObjectStore(
-            url.netloc,
-            endpoint_url=settings.s3_endpoint_url,
-            region=settings.aws_region,
-            access_key_id=settings.aws_access_key_id,
-            secret_access_key=secret.get_secret_value() if secret else None,
-        )
-    raise ValueError(f"STORAGE_URL must be file://<folder> or s3://<bucket>, not {url.geturl()!r}")
+    secret = settings.aws_secret_access_key
+    return S3ObjectStore(
+        location.bucket,
+        endpoint_url=settings.s3_endpoint_url,
+        region=settings.aws_region,
+        access_key_id=settings.aws_access_key_id,
+        secret_access_key=secret.get_secret_value() if secret else None,
+        timeout_seconds=settings.dependency_timeout_seconds,
+    )
 
 
 def recording_key(user_id: uuid.UUID, record_id: uuid.UUID) -> str:

@@ -6,7 +6,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from gateway.errors import DependencyUnavailable
+from servicekit.errors import DependencyUnavailable
 
 CHUNK_BYTES = 1024 * 1024  # per download stream; each chunk is one worker-thread hop
 

@@ -2,7 +2,7 @@
 
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from boto3.exceptions import S3UploadFailedError
@@ -20,8 +20,22 @@ _MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
 _MULTIPART_BYTES = 16 * 1024 * 1024
 
 
+def client_timeouts(timeout_seconds: float) -> dict[str, Any]:
+    """botocore settings under which one call, its retries included, ends within
+    ``timeout_seconds``: a connect bound of 2 s, and a read bound per attempt (a hung endpoint
+    stops sending; each attempt then waits at most connect + read). A large put is bounded per
+    part the same way."""
+    attempts = 2 if timeout_seconds >= 10 else 1
+    connect = min(2.0, timeout_seconds / 4)
+    return {
+        "connect_timeout": connect,
+        "read_timeout": max(0.5, timeout_seconds / attempts - connect),
+        "retries": {"total_max_attempts": attempts, "mode": "standard"},
+    }
+
+
 class S3ObjectStore:
-    """One bucket; every call bounded by connect/read time-outs and a few retries."""
+    """One bucket; every call bounded by connect/read time-outs and its retries (``timeout``)."""
 
     def __init__(
         self,
@@ -31,14 +45,13 @@ class S3ObjectStore:
         region: str,
         access_key_id: str | None,
         secret_access_key: str | None,
+        timeout_seconds: float = 30,
         max_connections: int = 20,
     ) -> None:
         self.bucket = bucket
         config = Config(
             region_name=region,
-            connect_timeout=5,
-            read_timeout=60,
-            retries={"max_attempts": 3, "mode": "standard"},
+            **client_timeouts(timeout_seconds),
             max_pool_connections=max_connections,
             s3={"addressing_style": "path"},
             # botocore >= 1.36 adds CRC32 checksums by default, which some S3-compatible servers

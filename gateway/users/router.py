@@ -1,10 +1,10 @@
 from fastapi import APIRouter, status
 
 from gateway.deps import DatabaseDep
-from gateway.errors import InvalidInput
 from gateway.openapi import problem_responses
 from gateway.users import service
 from gateway.users.schemas import UserCreate, UserCreated
+from servicekit.errors import InvalidInput
 
 router = APIRouter(tags=["users"])
 

@@ -1,4 +1,4 @@
-"""atheris fuzz target for ``transcoder.wav``: ``python -m tests.fuzz.fuzz_wav [libFuzzer flags]``.
+"""atheris fuzz target for ``servicekit.wav``: ``python -m tests.fuzz.fuzz_wav [libFuzzer flags]``.
 
     python -m tests.fuzz.fuzz_wav -max_total_time=600 var/fuzz-corpus   # the long run
     python -m tests.fuzz.fuzz_wav -runs=20000 -seed=1                     # what the suite runs

@@ -1,4 +1,4 @@
-"""A short, seeded atheris run over ``transcoder.wav`` (the long one: see ``fuzz_wav.py``)."""
+"""A short, seeded atheris run over ``servicekit.wav`` (the long one: see ``fuzz_wav.py``)."""
 
 import re
 import subprocess

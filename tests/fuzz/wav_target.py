@@ -1,7 +1,7 @@
 """The one check both the hypothesis properties and the atheris fuzzer run over WAV headers."""
 
-from transcoder import wav
-from transcoder.errors import TranscodeError
+from servicekit import wav
+from servicekit.errors import ServiceError
 
 # Prefixes longer than the header budget are never parsed by the encoder (it refuses first).
 MAX_INPUT_BYTES = 64 * 1024
@@ -17,7 +17,7 @@ def check(data: bytes) -> None:
     wav.sniff(data)
     try:
         found = wav.parse_header(data)
-    except TranscodeError:
+    except ServiceError:
         found = None
     if found is not None:
         assert wav.MAGIC_BYTES + 8 <= found.data_offset <= len(data)
@@ -25,13 +25,13 @@ def check(data: bytes) -> None:
         assert wav.parse_header(data + b"\0" * 64) == found
     try:
         header = wav.parse_header(data, complete=True)
-    except TranscodeError:
+    except ServiceError:
         return
     assert header is not None
     assert header == found
     try:
         wav.check_supported(header, max_duration_seconds=3 * 3600)
-    except TranscodeError:
+    except ServiceError:
         return
     duration = header.duration_seconds
     assert duration is None or duration >= 0

@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 from starlette.requests import ClientDisconnect
 
+from servicekit import wav
+from servicekit.errors import NotAWav, TranscodeTimeout, UndecodableAudio
 from tests import wavcorpus
 from tests.fixtures.transcoder import HANGING_FFMPEG, fake_ffmpeg
 from tests.live import child_pids
-from transcoder import encoder, mp3, wav
-from transcoder.errors import EncoderUnavailable, NotAWav, TranscodeTimeout, UnusableAudio
+from transcoder import encoder, mp3
+from transcoder.errors import EncoderUnavailable
 
 
 def real_encoder(timeout_seconds: float = 30) -> encoder.Encoder:
@@ -109,21 +111,21 @@ def test_a_body_without_magic_is_refused_before_ffmpeg_starts(output: Path) -> N
 def test_no_data_chunk_within_the_header_budget_is_unusable(output: Path) -> None:
     huge_list = wavcorpus.chunk(b"LIST", bytes(encoder.MAX_HEADER_BYTES + 10))
     data = wavcorpus.riff(huge_list) + bytes(10)
-    with pytest.raises(UnusableAudio, match="No audio data chunk"):
+    with pytest.raises(UndecodableAudio, match="No audio data chunk"):
         run(chunks_of(data), output)
 
 
 def test_a_lying_chunk_size_cannot_make_it_read_forever(output: Path) -> None:
     lying = wavcorpus.chunk(b"junk", b"", size=0xFFFFFFF0)
     data = wavcorpus.riff(wavcorpus.fmt_chunk(1, 1, 8000, 16), lying) + bytes(200_000)
-    with pytest.raises(UnusableAudio, match="ends before its audio data"):
+    with pytest.raises(UndecodableAudio, match="ends before its audio data"):
         run(chunks_of(data), output)
 
 
 def test_the_output_duration_is_checked_when_the_header_has_none(
     no_new_children: Callable[[], bool], output: Path
 ) -> None:
-    with pytest.raises(UnusableAudio, match=r"at most 0\.5 s"):
+    with pytest.raises(UndecodableAudio, match=r"at most 0\.5 s"):
         run(chunks_of(wavcorpus.streamed(1.0, 8000, 1)), output, max_duration_seconds=0.5)
     assert no_new_children()
 
@@ -135,7 +137,7 @@ def test_trailing_bytes_after_the_data_chunk_are_read_and_dropped(output: Path) 
 
 
 def test_corrupt_audio_reports_ffmpegs_first_error_line(output: Path) -> None:
-    with pytest.raises(UnusableAudio, match="invalid number of samples") as raised:
+    with pytest.raises(UndecodableAudio, match="invalid number of samples") as raised:
         run(chunks_of(wavcorpus.garbage_adpcm()), output)
     assert "@ 0x" not in raised.value.detail
     assert len(raised.value.detail) < 300
@@ -150,7 +152,7 @@ def test_a_missing_encoder_is_our_fault_not_the_inputs(output: Path) -> None:
 def test_an_encoder_exiting_0_without_output_is_not_a_success(tmp_path: Path, output: Path) -> None:
     silent = fake_ffmpeg(tmp_path / "ffmpeg", "import sys\nsys.stdin.buffer.read()\n")
     coder = encoder.Encoder(str(silent), "128k", 30)
-    with pytest.raises(UnusableAudio, match="No audio could be decoded"):
+    with pytest.raises(UndecodableAudio, match="No audio could be decoded"):
         run(chunks_of(wavcorpus.pcm(0.2)), output, coder=coder)
 
 
@@ -164,7 +166,7 @@ def test_an_mp3_without_info_header_is_not_a_success(tmp_path: Path, output: Pat
         "open(sys.argv[-1], 'wb').write(mp3)\n",
     )
     coder = encoder.Encoder(str(piping), "128k", 30)
-    with pytest.raises(UnusableAudio, match="No audio could be decoded"):
+    with pytest.raises(UndecodableAudio, match="No audio could be decoded"):
         run(chunks_of(wavcorpus.pcm(0.2)), output, coder=coder)
     assert output.stat().st_size > 1000
 

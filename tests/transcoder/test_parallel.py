@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from servicekit import wav
+from servicekit.errors import TranscodeTimeout
 from tests import wavcorpus
 from tests.live import child_pids
-from transcoder import crc16, encoder, mp3, parallel, wav
-from transcoder.errors import TranscodeTimeout
+from transcoder import crc16, encoder, mp3, parallel
 
 SECONDS = 40
 THRESHOLD = 10.0

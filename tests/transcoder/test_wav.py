@@ -1,4 +1,4 @@
-"""transcoder.wav: sniffing and parsing every corpus shape; never an error of another kind."""
+"""servicekit.wav: sniffing and parsing every corpus shape; never an error of another kind."""
 
 import struct
 
@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from servicekit import wav
+from servicekit.errors import AudioTooLong, NotAWav, ServiceError, UndecodableAudio
 from tests import wavcorpus
-from transcoder import wav
-from transcoder.errors import AudioTooLong, NotAWav, TranscodeError, UnusableAudio
 
 
 def header_of(data: bytes) -> wav.WavHeader:
@@ -122,13 +122,13 @@ def test_no_magic_is_not_a_wav(case: wavcorpus.BadCase) -> None:
     ],
 )
 def test_broken_headers_are_unusable(data: bytes, message: str) -> None:
-    with pytest.raises(UnusableAudio, match=message):
+    with pytest.raises(UndecodableAudio, match=message):
         wav.parse_header(data, complete=True)
 
 
 def test_short_extensible_fmt_is_unusable() -> None:
     fmt = wavcorpus.fmt_chunk(wav.FORMAT_EXTENSIBLE, 2, 44100, 16, extra=b"\x00\x00")
-    with pytest.raises(UnusableAudio, match="EXTENSIBLE"):
+    with pytest.raises(UndecodableAudio, match="EXTENSIBLE"):
         wav.parse_header(wavcorpus.riff(fmt, wavcorpus.chunk(b"data", bytes(8))))
 
 
@@ -142,7 +142,7 @@ def test_short_extensible_fmt_is_unusable() -> None:
     ],
 )
 def test_unsupported_layouts_are_refused(data: bytes, message: str) -> None:
-    with pytest.raises(UnusableAudio, match=message):
+    with pytest.raises(UndecodableAudio, match=message):
         wav.check_supported(header_of(data), max_duration_seconds=10)
 
 
@@ -163,7 +163,7 @@ def _parse_everything(data: bytes) -> None:
             if header is not None:
                 wav.check_supported(header, max_duration_seconds=1.0)
                 _ = header.duration_seconds
-        except TranscodeError:
+        except ServiceError:
             pass
 
 

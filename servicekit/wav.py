@@ -8,7 +8,7 @@ streaming recorders write (0 or 0xFFFFFFFF: the data runs to the end of the stre
 import struct
 from dataclasses import dataclass
 
-from transcoder.errors import AudioTooLong, NotAWav, UnusableAudio
+from servicekit.errors import AudioTooLong, NotAWav, UndecodableAudio
 
 MAGIC_BYTES = 12
 MIN_CHANNELS, MAX_CHANNELS = 1, 8
@@ -70,7 +70,7 @@ def parse_header(buffer: bytes | bytearray, *, complete: bool = False) -> WavHea
     """Parse up to the ``data`` chunk's header.
 
     Returns None while ``buffer`` ends before that (unless ``complete``: the stream ended, and that
-    is an error). Raises ``NotAWav`` without the magic, ``UnusableAudio`` for a broken header.
+    is an error). Raises ``NotAWav`` without the magic, ``UndecodableAudio`` for a broken header.
     """
     magic = sniff(buffer)
     if magic is None and not complete:
@@ -91,7 +91,7 @@ def parse_header(buffer: bytes | bytearray, *, complete: bool = False) -> WavHea
         payload_start = position + 8
         if chunk_id == b"data":
             if fmt is None:
-                raise UnusableAudio("The WAV file has no 'fmt ' chunk before its audio data.")
+                raise UndecodableAudio("The WAV file has no 'fmt ' chunk before its audio data.")
             data_size: int | None = size
             if container == "RF64" and size == 0xFFFFFFFF and ds64 is not None:
                 data_size = ds64[0]
@@ -120,7 +120,7 @@ def parse_header(buffer: bytes | bytearray, *, complete: bool = False) -> WavHea
 
 def _fail_if(complete: bool, message: str) -> None:
     if complete:
-        raise UnusableAudio(message)
+        raise UndecodableAudio(message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,12 +151,12 @@ class _Format:
 
 def _parse_fmt(payload: bytes | bytearray) -> _Format:
     if len(payload) < 16:
-        raise UnusableAudio(f"The WAV 'fmt ' chunk is too short ({len(payload)} bytes).")
+        raise UndecodableAudio(f"The WAV 'fmt ' chunk is too short ({len(payload)} bytes).")
     tag, channels, rate, _byte_rate, block_align, bits = struct.unpack_from("<HHIIHH", payload)
     mask = None
     if tag == FORMAT_EXTENSIBLE:
         if len(payload) < 40:
-            raise UnusableAudio("The WAVE_FORMAT_EXTENSIBLE 'fmt ' chunk is too short.")
+            raise UndecodableAudio("The WAVE_FORMAT_EXTENSIBLE 'fmt ' chunk is too short.")
         (mask,) = struct.unpack_from("<I", payload, 20)
         sub_format = payload[24:40]
         if sub_format[2:] == _SUBFORMAT_GUID_TAIL:
@@ -165,13 +165,13 @@ def _parse_fmt(payload: bytes | bytearray) -> _Format:
 
 
 def check_supported(header: WavHeader, *, max_duration_seconds: float) -> None:
-    """Raise ``UnusableAudio`` for what we refuse before spending CPU on it."""
+    """Raise ``UndecodableAudio`` for what we refuse before spending CPU on it."""
     if not MIN_CHANNELS <= header.channels <= MAX_CHANNELS:
-        raise UnusableAudio(
+        raise UndecodableAudio(
             f"{header.channels} channels: only {MIN_CHANNELS} to {MAX_CHANNELS} are supported."
         )
     if not MIN_SAMPLE_RATE <= header.sample_rate <= MAX_SAMPLE_RATE:
-        raise UnusableAudio(
+        raise UndecodableAudio(
             f"Sample rate {header.sample_rate} Hz: only {MIN_SAMPLE_RATE} to "
             f"{MAX_SAMPLE_RATE} Hz are supported."
         )
