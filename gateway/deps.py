@@ -16,8 +16,8 @@ from gateway.db import Database, create_db_engine
 from gateway.metrics import MeteredTranscoderClient, Metrics
 from gateway.records import docs
 from gateway.storage import ObjectStore, open_store
-from gateway.transcoder_client import TranscoderClient
-from gateway.users.service import authenticate
+from gateway.transcoder_client import Deadlines, TranscoderClient
+from gateway.users.service import check_credentials
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,13 +42,25 @@ class Resources:
         """Every client, with its deadlines; ``transcoder_transport`` reaches the transcoder some
         other way than over TCP (an ``httpx.ASGITransport`` in tests)."""
         metrics = metrics or Metrics.create()
+        timeout = settings.dependency_timeout_seconds
         database = Database(
-            create_db_engine(settings.database_url, pool_size=settings.database_pool_size)
+            create_db_engine(
+                settings.database_url,
+                pool_size=settings.database_pool_size,
+                timeout_seconds=timeout,
+            ),
+            timeout_seconds=timeout,
+            # Threads a hung database may hold: the pool and its overflow, no more.
+            max_threads=2 * settings.database_pool_size,
         )
         store = open_store(settings)
         transcoder = MeteredTranscoderClient(
             settings.transcoder_url,
-            timeout_seconds=settings.transcode_timeout_seconds,
+            deadlines=Deadlines(
+                longest=settings.transcode_timeout_seconds,
+                base=settings.transcode_deadline_base_seconds,
+                per_audio_second=settings.transcode_deadline_per_audio_second,
+            ),
             metrics=metrics,
             transport=transcoder_transport,
         )
@@ -113,8 +125,7 @@ TokenQuery = Annotated[
 async def _authenticated(
     request: Request, database: Database, user_id: uuid.UUID, token: str | None
 ) -> uuid.UUID:
-    presented = bearer_token(request) or token
-    await database.run(lambda session: authenticate(session, user_id=user_id, token=presented))
+    await check_credentials(database, user_id=user_id, token=bearer_token(request) or token)
     return user_id
 
 

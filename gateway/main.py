@@ -19,6 +19,7 @@ from gateway.users.router import router as users_router
 from servicekit import __version__
 from servicekit.logs import configure_logging
 from servicekit.problems import install_problem_handlers
+from servicekit.scratch import claim_scratch
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None, *, resources: Resources | None 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Resources]]:
+        await anyio.to_thread.run_sync(claim_scratch)
         async with AsyncExitStack() as stack:
             ready = resources
             if ready is None:

@@ -13,7 +13,7 @@ import httpx
 from fastapi import Request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from gateway.transcoder_client import Transcoded, TranscoderClient
+from gateway.transcoder_client import Deadlines, Transcoded, TranscoderClient
 from servicekit.errors import DependencyUnavailable
 from servicekit.metrics import HttpMetrics, new_registry, route_template
 
@@ -89,11 +89,11 @@ class MeteredTranscoderClient(TranscoderClient):
         self,
         base_url: str,
         *,
-        timeout_seconds: float,
+        deadlines: Deadlines,
         metrics: Metrics,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        super().__init__(base_url, timeout_seconds=timeout_seconds, transport=transport)
+        super().__init__(base_url, deadlines=deadlines, transport=transport)
         self._metrics = metrics
 
     async def transcode(

@@ -7,12 +7,29 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
+import anyio.to_thread
 import httpx
 
-from servicekit.errors import DependencyUnavailable, NotAWav, TranscodeTimeout, UndecodableAudio
+from servicekit import wav
+from servicekit.errors import (
+    DependencyUnavailable,
+    NotAWav,
+    ServiceError,
+    TranscodeTimeout,
+    UndecodableAudio,
+    error_for_slug,
+)
+from servicekit.problems import PROBLEM_BASE
 
 _CHUNK_BYTES = 1024 * 1024
 _MAX_PROBLEM_BYTES = 64 * 1024
+# The problems of the input the transcoder finds, answered to the client as they are.
+_PASSED_THROUGH = (NotAWav, UndecodableAudio, TranscodeTimeout)
+_MAX_HEADER_BYTES = 1024 * 1024  # as far as the transcoder looks for the data chunk
+_CONNECT_SECONDS = 2.0
+# Beyond the encode deadline: sending the WAV and receiving the MP3 (a slow link still passes).
+_TRANSFER_MARGIN_SECONDS = 2.0
+_TRANSFER_BYTES_PER_SECOND = 20e6
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,49 +46,79 @@ class Transcoded:
 
 
 class TranscoderUnavailable(DependencyUnavailable):
-    def __init__(self) -> None:
-        super().__init__("transcoder")
+    def __init__(self, detail: str | None = None, retry_after: int | None = None) -> None:
+        super().__init__("transcoder", detail=detail, retry_after=retry_after)
+
+
+@dataclass(frozen=True, slots=True)
+class Deadlines:
+    """How long an encode may take: ``base + per_audio_second * duration``, at most ``longest``.
+
+    The duration comes from the WAV header, so a hung transcoder on a 2-second clip is noticed
+    after seconds, not after the ten minutes an hour-long file may need.
+    """
+
+    longest: float
+    base: float = 10.0
+    per_audio_second: float = 0.25
+
+    def for_audio(self, duration_seconds: float | None) -> float:
+        if duration_seconds is None:  # a streamed WAV whose header does not say
+            return self.longest
+        return min(self.longest, self.base + self.per_audio_second * duration_seconds)
 
 
 class TranscoderClient:
-    """One pooled HTTP client, built at start-up; a long encode is normal, so reads wait long."""
+    """One pooled HTTP client, built at start-up; each call bounded by its own deadline."""
 
     def __init__(
         self,
         base_url: str,
         *,
-        timeout_seconds: float,
+        deadlines: Deadlines,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.timeout_seconds = timeout_seconds
+        self.deadlines = deadlines
         self._http = httpx.AsyncClient(
             base_url=base_url,
             transport=transport,
-            # The transcoder enforces the encode deadline itself (504); this margin covers transfer.
-            timeout=httpx.Timeout(timeout_seconds + 30, connect=5.0, pool=30.0),
+            timeout=httpx.Timeout(deadlines.longest, connect=_CONNECT_SECONDS),
         )
 
     async def transcode(
         self, wav: Path, *, destination: Path, max_duration_seconds: float, request_id: str
     ) -> Transcoded:
-        """Send ``wav``, write the MP3 to ``destination``; map every failure to an API error."""
+        """Send ``wav``, write the MP3 to ``destination``; map every failure to an API error.
+
+        The transcoder is told the deadline and keeps it (504, or 503 when no encoder is free
+        in time); the same deadline, plus the time to move the bytes, bounds the call here, so
+        a transcoder that hangs is answered 504 too.
+        """
+        size = await anyio.to_thread.run_sync(lambda: wav.stat().st_size)
+        deadline = self.deadlines.for_audio(await _declared_duration(wav))
+        waited = deadline + _TRANSFER_MARGIN_SECONDS + size / _TRANSFER_BYTES_PER_SECOND
         try:
-            async with self._http.stream(
-                "POST",
-                "/transcode",
-                params={"max_duration_seconds": max_duration_seconds},
-                headers={"Content-Type": "audio/wav", "X-Request-ID": request_id},
-                content=_read_chunks(wav),
-            ) as response:
-                if response.status_code != 200:
-                    raise await _failure(response)
-                size, digest = await _save(response.aiter_bytes(_CHUNK_BYTES), destination)
-                facts = response.headers
+            with anyio.fail_after(waited):
+                async with self._http.stream(
+                    "POST",
+                    "/transcode",
+                    params={
+                        "max_duration_seconds": max_duration_seconds,
+                        "deadline_seconds": round(deadline, 3),
+                    },
+                    headers={"Content-Type": "audio/wav", "X-Request-ID": request_id},
+                    content=_read_chunks(wav),
+                    timeout=httpx.Timeout(waited, connect=_CONNECT_SECONDS),
+                ) as response:
+                    if response.status_code != 200:
+                        raise await _failure(response)
+                    size, digest = await _save(response.aiter_bytes(_CHUNK_BYTES), destination)
+                    facts = response.headers
         except httpx.ConnectTimeout as error:
             raise TranscoderUnavailable() from error
-        except httpx.TimeoutException as error:
+        except (httpx.TimeoutException, TimeoutError) as error:
             raise TranscodeTimeout(
-                f"Transcoding took longer than {self.timeout_seconds:g} s; nothing was stored."
+                f"Transcoding took longer than its deadline of {deadline:g} s; nothing was stored."
             ) from error
         except httpx.TransportError as error:
             raise TranscoderUnavailable() from error
@@ -118,21 +165,42 @@ async def _save(chunks: AsyncIterator[bytes], destination: Path) -> tuple[int, s
     return size, digest.hexdigest()
 
 
+async def _declared_duration(path: Path) -> float | None:
+    """The duration the WAV header declares, if it declares one (and parses)."""
+    head = await anyio.to_thread.run_sync(_read_head, path)
+    try:
+        header = wav.parse_header(head, complete=True)
+    except ServiceError:
+        return None  # the transcoder says what is wrong with it
+    return header.duration_seconds if header is not None else None
+
+
+def _read_head(path: Path) -> bytes:
+    with path.open("rb") as source:
+        return source.read(_MAX_HEADER_BYTES)
+
+
 async def _failure(response: httpx.Response) -> Exception:
-    """The API error for a transcoder answer other than 200."""
+    """The API error for a transcoder answer other than 200: its own problem type when the
+    contract knows it (``audio-too-long`` stays ``audio-too-long``), else 503."""
     body = b""
     async for chunk in response.aiter_bytes():
         body += chunk
         if len(body) > _MAX_PROBLEM_BYTES:
             break
     try:
-        detail = str(json.loads(body).get("detail", ""))
+        problem = json.loads(body)
+        slug = str(problem.get("type", "")).removeprefix(PROBLEM_BASE)
+        detail = str(problem.get("detail", ""))
     except (ValueError, AttributeError):
-        detail = ""
-    if response.status_code == 415:
-        return NotAWav(detail or "The file is not a WAV file.")
-    if response.status_code == 422:
-        return UndecodableAudio(detail or "The WAV file cannot be decoded.")
-    if response.status_code == 504:
-        return TranscodeTimeout(detail or "Transcoding took too long; nothing was stored.")
+        slug = detail = ""
+    if response.status_code == 503:
+        retry_after = response.headers.get("Retry-After", "")
+        return TranscoderUnavailable(
+            detail or None, int(retry_after) if retry_after.isdigit() else None
+        )
+    error = error_for_slug(slug)
+    if (error is not None and 400 <= error.status < 500) or error is TranscodeTimeout:
+        assert error is not None
+        return error(detail or error.title)
     return TranscoderUnavailable()

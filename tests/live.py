@@ -137,3 +137,14 @@ def wait_until(condition: Callable[[], bool], *, seconds: float = 10.0, what: st
         if time.monotonic() > deadline:
             raise TimeoutError(f"not within {seconds:g} s: {what or condition}")
         time.sleep(0.02)
+
+
+def leftovers(tmpdir: Path) -> list[Path]:
+    """What a server left in its TMPDIR: everything but its scratch folder (``servicekit.scratch``)
+    and that folder's lock file, which live as long as the server."""
+    found = []
+    for path in tmpdir.rglob("*"):
+        scratch = path.parent == tmpdir and path.is_dir() and path.name.startswith("riffle-")
+        if not scratch and path.name != ".lock":
+            found.append(path)
+    return found

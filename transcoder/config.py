@@ -20,8 +20,10 @@ class Settings(BaseSettings):
     # Both halves run without LAME's bit reservoir, so the joined MP3 is byte-identical to one pass
     # with -reservoir 0 (measured cost of that: about 0.4 dB waveform SNR at 128k).
     parallel_encode_min_seconds: float = Field(default=30, ge=0)
-    # Encodes running at once (each one or two ffmpeg processes of ~35 MB); more requests queue.
+    # Encoder processes running at once (~35 MB each; a split long PCM encode runs two).
     max_concurrent_encodes: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    # Requests that may wait for an encoder; one more is refused at once with 503 + Retry-After.
+    max_queued_encodes: int = Field(default=8, ge=0)
 
     def ffmpeg_executable(self) -> str:
         """FFMPEG_PATH if set, else ``ffmpeg`` on PATH, else the static build of imageio-ffmpeg."""

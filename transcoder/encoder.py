@@ -3,15 +3,19 @@
 import asyncio
 import contextlib
 import logging
+import math
 import re
 import signal
+import time
 from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 from servicekit import wav
 from servicekit.errors import TranscodeTimeout, UndecodableAudio
 from transcoder import mp3, parallel
+from transcoder.admission import EncodeSlots
 from transcoder.errors import EncoderUnavailable
 
 logger = logging.getLogger(__name__)
@@ -33,47 +37,76 @@ class Encoder:
     timeout_seconds: float
     # PCM at least this long is encoded as two segments at once (transcoder/parallel.py).
     parallel_min_seconds: float | None = 30.0
+    # The encoder processes this encoder may run at once (None: no bound, for direct use).
+    slots: EncodeSlots | None = None
 
     async def encode(
-        self, body: AsyncIterator[bytes], *, output: Path, max_duration_seconds: float
+        self,
+        body: AsyncIterator[bytes],
+        *,
+        output: Path,
+        max_duration_seconds: float,
+        deadline_seconds: float | None = None,
     ) -> mp3.Mp3Info:
         """Read the WAV from ``body`` and write the MP3 to ``output`` (an existing, seekable file).
 
-        Raises ``NotAWav``/``UndecodableAudio`` for bad input, ``TranscodeTimeout`` past the
-        deadline.
-        Client disconnects (``ClientDisconnect`` from ``body``) and cancellation propagate; in
-        every case ffmpeg is stopped and reaped before this returns.
+        ``deadline_seconds``: the caller's deadline for the whole encode, waiting for an encoder
+        included (at most ``timeout_seconds``). Raises ``NotAWav``/``UndecodableAudio`` for bad
+        input, ``EncodersBusy`` when no encoder is free in time, ``TranscodeTimeout`` past the
+        deadline. Client disconnects (``ClientDisconnect`` from ``body``) and cancellation
+        propagate; in every case ffmpeg is stopped and reaped before this returns.
         """
+        timeout = min(self.timeout_seconds, deadline_seconds or math.inf)
+        deadline = time.monotonic() + timeout
         try:
-            async with asyncio.timeout(self.timeout_seconds):
+            async with asyncio.timeout(timeout):
                 header, buffered = await read_header(body)
-                wav.check_supported(header, max_duration_seconds=max_duration_seconds)
-                command = self.command(header, output, max_duration_seconds)
-                split = parallel.plan(header, self.parallel_min_seconds)
-                if split is None:
-                    stderr, audio_bytes = await self._run(command, buffered, body, header)
-                else:
-
-                    async def segment(
-                        wav_header: bytes, audio: AsyncIterator[bytes], path: Path
-                    ) -> tuple[bytes, int]:
-                        options = parallel.SEGMENT_OPTIONS
-                        argv = self.command(header, path, max_duration_seconds, options)
-                        return await self._run(argv, wav_header, audio, header)
-
-                    async def single(
-                        wav_header: bytes, audio: AsyncIterator[bytes]
-                    ) -> tuple[bytes, int]:
-                        return await self._run(command, wav_header, audio, header)
-
-                    stderr, audio_bytes = await parallel.encode(
-                        split, buffered, body, output, run_segment=segment, run_single=single
+            wav.check_supported(header, max_duration_seconds=max_duration_seconds)
+            split = parallel.plan(header, self.parallel_min_seconds)
+            async with self._slots(2 if split else 1, deadline) as processes:
+                async with asyncio.timeout(deadline - time.monotonic()):
+                    stderr, audio_bytes = await self._encode(
+                        header,
+                        buffered,
+                        body,
+                        output,
+                        max_duration_seconds,
+                        split if processes > 1 else None,
                     )
         except TimeoutError:
-            raise TranscodeTimeout(
-                f"Transcoding took longer than {self.timeout_seconds:g} seconds."
-            ) from None
+            raise TranscodeTimeout(f"Transcoding took longer than {timeout:g} seconds.") from None
         return await _check_output(output, stderr, audio_bytes, max_duration_seconds)
+
+    def _slots(self, wanted: int, deadline: float) -> AbstractAsyncContextManager[int]:
+        if self.slots is None:
+            return contextlib.nullcontext(wanted)
+        return self.slots.hold(wanted, deadline=deadline)
+
+    async def _encode(
+        self,
+        header: wav.WavHeader,
+        buffered: bytes,
+        body: AsyncIterator[bytes],
+        output: Path,
+        max_duration_seconds: float,
+        split: parallel.Plan | None,
+    ) -> tuple[bytes, int]:
+        command = self.command(header, output, max_duration_seconds)
+        if split is None:
+            return await self._run(command, buffered, body, header)
+
+        async def segment(
+            wav_header: bytes, audio: AsyncIterator[bytes], path: Path
+        ) -> tuple[bytes, int]:
+            argv = self.command(header, path, max_duration_seconds, parallel.SEGMENT_OPTIONS)
+            return await self._run(argv, wav_header, audio, header)
+
+        async def single(wav_header: bytes, audio: AsyncIterator[bytes]) -> tuple[bytes, int]:
+            return await self._run(command, wav_header, audio, header)
+
+        return await parallel.encode(
+            split, buffered, body, output, run_segment=segment, run_single=single
+        )
 
     def command(
         self,

@@ -26,6 +26,8 @@ from servicekit import __version__
 from servicekit.errors import ServiceError
 from servicekit.logs import configure_logging
 from servicekit.problems import PROBLEM_JSON, install_problem_handlers, problem_response
+from servicekit.scratch import claim_scratch
+from transcoder.admission import EncodeSlots
 from transcoder.config import Settings
 from transcoder.encoder import Encoder
 from transcoder.observability import Metrics, install_middleware
@@ -39,8 +41,6 @@ class Resources:
 
     settings: Settings
     encoder: Encoder
-    # Bounds the ffmpeg processes (and their memory) however many requests arrive; the rest wait.
-    encode_slots: asyncio.Semaphore
     metrics: Metrics
 
     @classmethod
@@ -52,8 +52,11 @@ class Resources:
                 bitrate=settings.mp3_bitrate,
                 timeout_seconds=settings.transcode_timeout_seconds,
                 parallel_min_seconds=settings.parallel_encode_min_seconds or None,
+                # Bounds the ffmpeg processes (and their memory) however many requests arrive.
+                slots=EncodeSlots(
+                    settings.max_concurrent_encodes, max_waiting=settings.max_queued_encodes
+                ),
             ),
-            encode_slots=asyncio.Semaphore(settings.max_concurrent_encodes),
             metrics=metrics or Metrics.create(),
         )
 
@@ -67,6 +70,7 @@ def create_app(settings: Settings | None = None, *, resources: Resources | None 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Resources]]:
+        await asyncio.to_thread(claim_scratch)
         yield {"resources": prebuilt}
 
     app = FastAPI(title="riffle transcoder", version=__version__, lifespan=lifespan)
@@ -99,6 +103,7 @@ _PROBLEM: dict[str, Any] = {"content": {PROBLEM_JSON: {}}}
             "description": "The MP3; X-Audio-Duration-Seconds, -Channels, -Sample-Rate, -Bitrate.",
         },
         415: {"description": "Not a WAV file", **_PROBLEM},
+        503: {"description": "No encoder free (Retry-After)", **_PROBLEM},
         422: {"description": "A WAV whose audio is unusable or too long", **_PROBLEM},
         504: {"description": "The encode passed TRANSCODE_TIMEOUT_SECONDS", **_PROBLEM},
     },
@@ -107,17 +112,24 @@ async def transcode(
     request: Request,
     resources: ResourcesDep,
     max_duration_seconds: Annotated[float | None, Query(gt=0, allow_inf_nan=False)] = None,
+    deadline_seconds: Annotated[float | None, Query(gt=0, allow_inf_nan=False)] = None,
 ) -> Response:
-    """Convert the WAV request body (streamed, any Content-Type) to an MP3."""
+    """Convert the WAV request body (streamed, any Content-Type) to an MP3.
+
+    ``deadline_seconds``: the caller's deadline, waiting for an encoder included (at most
+    ``TRANSCODE_TIMEOUT_SECONDS``); past it the answer is 504, or 503 if no encoder was free.
+    """
     settings, metrics = resources.settings, resources.metrics
     limit = min(max_duration_seconds or math.inf, settings.max_duration_seconds)
     output = await asyncio.to_thread(_new_temporary_mp3)
     started = time.perf_counter()
     try:
-        async with resources.encode_slots:
-            info = await resources.encoder.encode(
-                request.stream(), output=output, max_duration_seconds=limit
-            )
+        info = await resources.encoder.encode(
+            request.stream(),
+            output=output,
+            max_duration_seconds=limit,
+            deadline_seconds=deadline_seconds,
+        )
     except BaseException:
         await asyncio.to_thread(output.unlink, missing_ok=True)
         raise

@@ -1,7 +1,7 @@
 """Reads the multipart upload as it streams in: the file goes to disk, never whole into memory."""
 
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -51,6 +51,7 @@ class _FormReader:
         self.pending = bytearray()
         self.parts = 0
         self.finished = False
+        self.file_started = False  # set when the file part begins, until ``before_file`` ran
         self._part = _Part()
         self._header_field = bytearray()
         self._header_value = bytearray()
@@ -84,6 +85,7 @@ class _FormReader:
             if self.file is not None:
                 raise _invalid(["body", FILE_FIELD], "more than one file")
             self.file = UploadedFile(self.path, self._part.filename or "", 0)
+            self.file_started = True
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self._part.name == FILE_FIELD:
@@ -122,12 +124,15 @@ async def read_upload_form(
     spool_dir: Path,
     max_file_bytes: int,
     timeout_seconds: float = math.inf,
+    before_file: Callable[[dict[str, str]], Awaitable[None]] | None = None,
 ) -> UploadForm:
     """Parse ``multipart/form-data``; the ``file`` part is written to a file in ``spool_dir``.
 
     Raises ``UploadTooLarge`` as soon as the file passes ``max_file_bytes`` (the rest is not read)
     and ``InvalidInput`` for anything that is not a well-formed form; ``UploadTimeout`` when the
-    body has not fully arrived within ``timeout_seconds``. The caller owns ``spool_dir``.
+    body has not fully arrived within ``timeout_seconds``. ``before_file(fields)`` runs when the
+    file part begins, before any of its bytes reach the disk, with the fields that came before
+    it; what it raises is answered before the rest is read. The caller owns ``spool_dir``.
     """
     media_type, options = parse_options_header(content_type)
     boundary = options.get(b"boundary")
@@ -154,6 +159,10 @@ async def read_upload_form(
             with anyio.fail_after(timeout_seconds):
                 async for chunk in body:
                     parser.write(chunk)
+                    if reader.file_started:
+                        reader.file_started = False
+                        if before_file is not None:
+                            await before_file(dict(reader.fields))
                     if len(reader.pending) >= _FLUSH_BYTES:
                         await reader.flush()
             parser.finalize()

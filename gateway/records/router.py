@@ -30,7 +30,8 @@ from gateway.openapi import TOKEN_SECURITY, problem_responses
 from gateway.records import delivery, docs, service
 from gateway.records.form import FILE_FIELD, UploadedFile, read_upload_form
 from gateway.records.schemas import RecordItem, RecordOut, RecordPage
-from gateway.tempfiles import temporary_directory
+from gateway.tempfiles import disk_full_is_507, temporary_directory
+from gateway.users.service import check_credentials
 from servicekit.errors import InvalidInput, NotAWav, TranscodeTimeout, UndecodableAudio
 
 router = APIRouter(tags=["records"])
@@ -102,32 +103,49 @@ async def add_record(
             f"The upload is larger than the limit of {settings.max_upload_bytes} bytes.",
             headers={"Connection": "close"},  # do not read the body we refuse
         )
-    async with temporary_directory("riffle-upload-") as spool_dir:
-        try:
-            form = await read_upload_form(
-                request.headers.get("Content-Type", ""),
-                request.stream(),
-                spool_dir=spool_dir,
-                max_file_bytes=settings.max_upload_bytes,
-                timeout_seconds=settings.upload_timeout_seconds,
+    header_token = bearer_token(request)
+    checked: list[uuid.UUID] = []
+
+    async def credentials_before_the_file(fields: dict[str, str]) -> None:
+        # As curl, browsers and the examples send them: refuse a stranger before the bytes.
+        token = header_token or fields.get("token")
+        if "user" in fields and token is not None:
+            user_id = _form_user_id(fields["user"])
+            await check_credentials(database, user_id=user_id, token=token)
+            checked.append(user_id)
+
+    with disk_full_is_507():
+        async with temporary_directory("riffle-upload-") as spool_dir:
+            try:
+                form = await read_upload_form(
+                    request.headers.get("Content-Type", ""),
+                    request.stream(),
+                    spool_dir=spool_dir,
+                    max_file_bytes=settings.max_upload_bytes,
+                    timeout_seconds=settings.upload_timeout_seconds,
+                    before_file=credentials_before_the_file,
+                )
+            except ClientDisconnect:
+                raise InvalidInput(
+                    "The client disconnected before the upload was complete."
+                ) from None
+            upload = service.Upload(
+                user_id=_form_user_id(form.fields.get("user")),
+                wav=_form_file(form.file),
+                filename=form.file.filename if form.file else "",
             )
-        except ClientDisconnect:
-            raise InvalidInput("The client disconnected before the upload was complete.") from None
-        upload = service.Upload(
-            user_id=_form_user_id(form.fields.get("user")),
-            token=bearer_token(request) or form.fields.get("token"),
-            wav=_form_file(form.file),
-            filename=form.file.filename if form.file else "",
-        )
-        setattr(request.state, USER_ID_STATE, upload.user_id)  # for the access log
-        record = await service.add_recording(
-            upload,
-            database=database,
-            store=store,
-            transcoder=transcoder,
-            max_duration_seconds=settings.max_duration_seconds,
-            request_id=request_id_var.get(),
-        )
+            setattr(request.state, USER_ID_STATE, upload.user_id)  # for the access log
+            if upload.user_id not in checked:
+                token = header_token or form.fields.get("token")
+                await check_credentials(database, user_id=upload.user_id, token=token)
+            record = await service.add_recording(
+                upload,
+                database=database,
+                store=store,
+                transcoder=transcoder,
+                max_duration_seconds=settings.max_duration_seconds,
+                request_id=request_id_var.get(),
+            )
     metrics.stored_bytes.inc(record.size_bytes)
     body = record_out(request, settings, record)
     return JSONResponse(

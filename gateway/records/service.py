@@ -18,7 +18,6 @@ from gateway.records.cursor import decode_cursor, encode_cursor
 from gateway.storage import ObjectMissing, ObjectStore, StorageUnavailable, recording_key
 from gateway.tempfiles import temporary_directory
 from gateway.transcoder_client import TranscoderClient
-from gateway.users.service import authenticate
 from servicekit import wav
 from servicekit.errors import NotAWav
 
@@ -31,8 +30,7 @@ MP3_CONTENT_TYPE = "audio/mpeg"
 class Upload:
     """What the client sent, already spooled to disk."""
 
-    user_id: uuid.UUID
-    token: str | None
+    user_id: uuid.UUID  # authenticated
     wav: Path
     filename: str
 
@@ -51,11 +49,7 @@ async def add_recording(
     max_duration_seconds: float,
     request_id: str,
 ) -> Record:
-    """Authenticate, convert, store the object, then insert the row; on failure, nothing remains."""
-    # A short transaction of its own: no connection is held while the slow work runs.
-    await database.run(
-        lambda session: authenticate(session, user_id=upload.user_id, token=upload.token)
-    )
+    """Convert, store the object, then insert the row; on failure, nothing remains."""
     if not wav.sniff(await anyio.to_thread.run_sync(_read_head, upload.wav)):
         raise NotAWav("The file has no RIFF/RF64 WAVE header.")
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from gateway import repositories
+from gateway.db import Database
 from gateway.errors import InvalidCredentials
 from gateway.models import User
 from gateway.users.tokens import hash_token, new_token, token_matches
@@ -31,3 +32,8 @@ def authenticate(session: Session, *, user_id: uuid.UUID | None, token: str | No
     user = repositories.get_user(session, user_id=user_id) if user_id else None
     if not token_matches(token, user.token_hash if user else None):
         raise InvalidCredentials()
+
+
+async def check_credentials(database: Database, *, user_id: uuid.UUID, token: str | None) -> None:
+    """``authenticate`` in a short transaction of its own (no connection held afterwards)."""
+    await database.run(lambda session: authenticate(session, user_id=user_id, token=token))

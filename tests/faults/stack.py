@@ -17,7 +17,7 @@ import httpx
 from sqlalchemy import create_engine, text
 
 from tests.fixtures.storage import S3Endpoint
-from tests.live import LiveServer, child_pids, running, wait_until
+from tests.live import LiveServer, child_pids, leftovers, running, wait_until
 from tests.tcp_proxy import TcpProxy
 from tests.wavcorpus import ffmpeg_exe
 
@@ -133,10 +133,8 @@ class Stack:
     def assert_consistent(self) -> None:
         """No row without object, no object without row, no temp file, no encoder running."""
         assert self.row_keys() == self.object_keys()
-        wait_until(lambda: list(self.gateway_tmp.iterdir()) == [], what="gateway temp files gone")
-        wait_until(
-            lambda: list(self.transcoder_tmp.iterdir()) == [], what="transcoder temp files gone"
-        )
+        wait_until(lambda: leftovers(self.gateway_tmp) == [], what="gateway temp files gone")
+        wait_until(lambda: leftovers(self.transcoder_tmp) == [], what="transcoder temp files gone")
         wait_until(lambda: child_pids(self.transcoder.pid) == [], what="no encoder left")
         wait_until(
             lambda: not any(is_running(pid) for pid in self.gate.encoder_pids()),

@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, text
 from tests.faults.stack import Stack, is_running, kill
 from tests.fixtures.storage import S3_CREDENTIALS
 from tests.fixtures.transcoder import HANGING_FFMPEG, fake_ffmpeg
-from tests.live import child_pids, wait_until
+from tests.live import child_pids, leftovers, wait_until
 from tests.problems import assert_problem
 from tests.wavcorpus import pcm
 
@@ -127,7 +127,7 @@ def test_transcoder_slower_than_its_timeout_is_504_and_the_encoder_is_killed(
         assert hung, "the fake encoder never started"
         wait_until(lambda: child_pids(hanging.pid) == [], what="the hung encoder reaped")
         assert not any(is_running(pid) for pid in hung)
-        wait_until(lambda: list(hanging_tmp.iterdir()) == [], what="its temp file removed")
+        wait_until(lambda: leftovers(hanging_tmp) == [], what="its temp file removed")
     finally:
         stack.proxies.transcoder.retarget(("127.0.0.1", int(normal[0].url.rsplit(":", 1)[1])))
     assert stack.user_keys(user["id"]) == (set(), set())

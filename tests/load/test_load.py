@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from tests.fixtures.storage import S3_CREDENTIALS, S3Endpoint
-from tests.live import LiveServer, running, wait_until
+from tests.live import LiveServer, leftovers, running, wait_until
 from tests.load.loadtest import run_load
 from tests.wavcorpus import pcm
 
@@ -95,7 +95,7 @@ def test_concurrent_uploads_from_twenty_users_are_all_stored_whole(load_stack: L
     assert {key for key, _ in rows.values()} == objects
     for record_id, (key, sha256) in rows.items():
         assert report.downloads[record_id] == sha256 == load_stack.object_sha256(key)
-    wait_until(lambda: list(load_stack.tmp.iterdir()) == [], what="temp files removed")
+    wait_until(lambda: leftovers(load_stack.tmp) == [], what="temp files removed")
 
 
 def dribble(url: str, user: dict[str, str], max_bytes: int) -> tuple[int | None, int]:
@@ -145,7 +145,7 @@ def test_slow_clients_are_cut_off_at_the_upload_deadline_while_others_are_served
     for status, sent in outcomes:
         assert status == 408
         assert sent < 60
-    wait_until(lambda: list(load_stack.tmp.iterdir()) == [], what="temp files removed")
+    wait_until(lambda: leftovers(load_stack.tmp) == [], what="temp files removed")
 
 
 def rss_bytes(pid: int) -> int:
@@ -193,4 +193,4 @@ def test_parallel_oversize_uploads_are_413_and_leave_memory_flat(load_stack: Loa
     after = rss_bytes(pid)
     assert set(statuses) <= {413, None}
     assert after - before < 32 * 1024 * 1024, f"RSS grew by {(after - before) >> 20} MiB"
-    wait_until(lambda: list(load_stack.tmp.iterdir()) == [], what="temp files removed")
+    wait_until(lambda: leftovers(load_stack.tmp) == [], what="temp files removed")

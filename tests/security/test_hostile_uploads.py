@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests import wavcorpus
-from tests.live import wait_until
+from tests.live import leftovers, wait_until
 from tests.problems import assert_problem
 from tests.security.conftest import MAX_UPLOAD_BYTES, Canary, Hardened
 
@@ -51,7 +51,7 @@ def upload(hardened: Hardened, user: dict[str, str], wav: bytes) -> httpx.Respon
 def assert_nothing_left(hardened: Hardened, user: dict[str, str]) -> None:
     assert hardened.gateway.record_count(user["id"]) == 0
     assert hardened.gateway.object_keys(user["id"]) == []
-    wait_until(lambda: list(hardened.tmp.iterdir()) == [], what="temp files removed")
+    wait_until(lambda: leftovers(hardened.tmp) == [], what="temp files removed")
 
 
 class Endless:
@@ -309,4 +309,4 @@ def test_uploads_up_to_the_limit_still_work_after_all_of_the_above(hardened: Har
     assert len(wav) < MAX_UPLOAD_BYTES
     response = upload(hardened, user, wav)
     assert response.status_code == 201, response.text
-    wait_until(lambda: list(hardened.tmp.iterdir()) == [], what="temp files removed")
+    wait_until(lambda: leftovers(hardened.tmp) == [], what="temp files removed")

@@ -13,7 +13,7 @@ import pytest
 
 from tests import problems, wavcorpus
 from tests.fixtures.transcoder import HANGING_FFMPEG, TRANSCODER_APP, fake_ffmpeg
-from tests.live import LiveServer, child_pids, running, wait_until
+from tests.live import LiveServer, child_pids, leftovers, running, wait_until
 from transcoder import mp3
 
 
@@ -188,7 +188,7 @@ def test_a_stalled_upload_times_out_with_504_and_leaves_nothing(
         wait_until(lambda: child_pids(server.pid) != [], what="ffmpeg started")
         assert read_status(connection) == 504
     wait_until(lambda: child_pids(server.pid) == [], what="ffmpeg reaped")
-    wait_until(lambda: list(temp.iterdir()) == [], what="temporary files removed")
+    wait_until(lambda: leftovers(temp) == [], what="temporary files removed")
 
 
 def test_an_encoder_ignoring_sigterm_is_killed_after_the_deadline(
@@ -211,7 +211,7 @@ def test_a_client_disconnecting_mid_upload_stops_ffmpeg(
     with open_upload(server.url, data[:5000], len(data)):
         wait_until(lambda: child_pids(server.pid) != [], what="ffmpeg started")
     wait_until(lambda: child_pids(server.pid) == [], what="ffmpeg reaped", seconds=5)
-    wait_until(lambda: list(temp.iterdir()) == [], what="temporary files removed")
+    wait_until(lambda: leftovers(temp) == [], what="temporary files removed")
 
 
 def test_successful_responses_leave_no_temporary_file(limited: tuple[LiveServer, Path]) -> None:
@@ -219,4 +219,4 @@ def test_successful_responses_leave_no_temporary_file(limited: tuple[LiveServer,
     for _ in range(3):
         response = httpx.post(f"{server.url}/transcode", content=wavcorpus.pcm(0.3), timeout=30)
         assert response.status_code == 200
-    wait_until(lambda: list(temp.iterdir()) == [], what="temporary files removed")
+    wait_until(lambda: leftovers(temp) == [], what="temporary files removed")
