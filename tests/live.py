@@ -130,6 +130,15 @@ def child_pids(pid: int) -> list[int]:
     return [child for child, fields in process_stats() if int(fields[1]) == pid]
 
 
+def is_running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan may wait a while for its new parent to reap it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
 def wait_until(condition: Callable[[], bool], *, seconds: float = 10.0, what: str = "") -> None:
     """Poll ``condition`` until it holds; fail after ``seconds``."""
     deadline = time.monotonic() + seconds

@@ -17,7 +17,7 @@ import httpx
 from sqlalchemy import create_engine, text
 
 from tests.fixtures.storage import S3Endpoint
-from tests.live import LiveServer, child_pids, leftovers, running, wait_until
+from tests.live import LiveServer, child_pids, is_running, leftovers, running, wait_until
 from tests.tcp_proxy import TcpProxy
 from tests.wavcorpus import ffmpeg_exe
 
@@ -66,15 +66,6 @@ class Gate:
     def encoder_pids(self) -> list[int]:
         """Every encoder process ever started through the gate."""
         return [int(e.name[4:]) for e in self.folder.iterdir() if e.name.startswith("pid-")]
-
-
-def is_running(pid: int) -> bool:
-    """Alive and not a zombie (an orphan may wait a while for its new parent to reap it)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
 
 
 @dataclass(frozen=True)

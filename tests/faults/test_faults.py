@@ -15,10 +15,10 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.faults.stack import Stack, is_running, kill
+from tests.faults.stack import Stack, kill
 from tests.fixtures.storage import S3_CREDENTIALS
 from tests.fixtures.transcoder import HANGING_FFMPEG, fake_ffmpeg
-from tests.live import child_pids, leftovers, wait_until
+from tests.live import child_pids, is_running, leftovers, wait_until
 from tests.problems import assert_problem
 from tests.wavcorpus import pcm
 
