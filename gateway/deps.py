@@ -4,7 +4,7 @@ Annotated dependencies."""
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 import httpx
@@ -15,6 +15,7 @@ from gateway.config import Settings
 from gateway.db import Database, create_db_engine
 from gateway.metrics import MeteredTranscoderClient, Metrics
 from gateway.records import docs
+from gateway.shutdown import Draining
 from gateway.storage import ObjectStore, open_store
 from gateway.transcoder_client import Deadlines, TranscoderClient
 from gateway.users.service import check_credentials
@@ -29,6 +30,7 @@ class Resources:
     store: ObjectStore
     transcoder: TranscoderClient
     metrics: Metrics
+    draining: Draining = field(default_factory=Draining)
 
     @classmethod
     @asynccontextmanager

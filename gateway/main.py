@@ -14,6 +14,7 @@ from gateway.middleware import install_middleware
 from gateway.openapi import DESCRIPTION, TAGS, install_openapi
 from gateway.ops.router import router as ops_router
 from gateway.records.router import router as records_router
+from gateway.shutdown import drain_on_signals
 from gateway.storage import StorageUnavailable
 from gateway.users.router import router as users_router
 from servicekit import __version__
@@ -47,6 +48,9 @@ def create_app(settings: Settings | None = None, *, resources: Resources | None 
             except StorageUnavailable:
                 # Storage may come up after us: readiness reports it, the first upload makes it.
                 logger.warning("Object storage unavailable at start-up", exc_info=True)
+            stack.callback(
+                drain_on_signals(ready.draining, delay_seconds=settings.shutdown_drain_seconds)
+            )
             yield {"resources": ready}
 
     app = FastAPI(

@@ -1,7 +1,9 @@
-"""Find objects without rows and rows without objects; ``--fix`` removes both.
+"""Find objects without rows, rows without objects and puts that never finished (S3 multipart
+uploads, the folder store's partial files); ``--fix`` removes all three.
 
 ``python -m gateway.reconcile [--fix] [--grace-minutes N]``, with the gateway's settings. Both sides
-are read page by page in key order and merged: constant memory on any number of records.
+are read page by page in key order and merged: memory holds a page (a folder's listing, for the
+folder store) and what was found, not every key.
 """
 
 import argparse
@@ -16,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway import repositories
 from gateway.config import Settings
 from gateway.db import create_db_engine
-from gateway.storage import ObjectStore, StoredObject, open_store
+from gateway.storage import IncompleteUpload, ObjectStore, StoredObject, open_store
 
 PREFIX = "recordings/"
 _PAGE = 1000
@@ -28,10 +30,12 @@ class Report:
     missing_objects: list[tuple[str, uuid.UUID]] = field(default_factory=list)
     # Orphans younger than the grace period may belong to an upload still in flight.
     recent_orphans: list[str] = field(default_factory=list)
+    # Unfinished puts older than the grace period: their writer is gone.
+    incomplete_uploads: list[IncompleteUpload] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
-        return not (self.orphan_objects or self.missing_objects)
+        return not (self.orphan_objects or self.missing_objects or self.incomplete_uploads)
 
 
 def reconcile(
@@ -58,7 +62,12 @@ def reconcile(
             row = next(rows, None)
         else:
             stored, row = next(objects, None), next(rows, None)
+    report.incomplete_uploads = [
+        upload for upload in store.list_incomplete(PREFIX) if upload.started < cutoff
+    ]
     if fix:
+        for upload in report.incomplete_uploads:
+            store.abort_incomplete(upload)
         for key in report.orphan_objects:
             store.delete(key)
         missing_ids = [record_id for _, record_id in report.missing_objects]
@@ -97,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     settings = Settings()
-    engine = create_db_engine(settings.database_url)
+    engine = create_db_engine(
+        settings.database_url, timeout_seconds=settings.dependency_timeout_seconds
+    )
     store = open_store(settings)
     try:
         report = reconcile(
@@ -111,11 +122,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"orphan object ({verb}): {key}")
     for key, record_id in report.missing_objects:
         print(f"record without object ({verb}): {record_id} -> {key}")
+    for upload in report.incomplete_uploads:
+        print(f"unfinished upload ({verb}): {upload.key} (begun {upload.started:%Y-%m-%d %H:%M})")
     for key in report.recent_orphans:
         print(f"recent object without row (left alone, may be an upload in flight): {key}")
     print(
         f"{len(report.orphan_objects)} orphan objects, "
-        f"{len(report.missing_objects)} records without objects ({verb})"
+        f"{len(report.missing_objects)} records without objects, "
+        f"{len(report.incomplete_uploads)} unfinished uploads ({verb})"
     )
     return 0 if report.clean or args.fix else 1
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
-from gateway.deps import DatabaseDep, MetricsDep, StoreDep, TranscoderDep
+from gateway.deps import MetricsDep, ResourcesDep
 from gateway.openapi import Problem, problem_content
 from gateway.ops.readiness import check_readiness
 from servicekit.errors import DependencyUnavailable
@@ -52,7 +52,8 @@ async def healthz() -> Health:
     summary="Readiness: database, object storage and transcoder answer",
     description=(
         "Checks the database, the object storage and the transcoder concurrently, each within "
-        "2 s. 200 when all answer; 503 (problem+json) naming each one that did not."
+        "2 s. 200 when all answer; 503 (problem+json) naming each one that did not, and 503 "
+        '(`failed`: `["draining"]`) from the moment the process is asked to stop.'
     ),
     responses={
         503: {
@@ -71,10 +72,19 @@ async def healthz() -> Health:
         }
     },
 )
-async def readyz(
-    database: DatabaseDep, store: StoreDep, transcoder: TranscoderDep, metrics: MetricsDep
-) -> Any:
-    readiness = await check_readiness(database, store, transcoder)
+async def readyz(resources: ResourcesDep) -> Any:
+    metrics = resources.metrics
+    if resources.draining.active:
+        return problem_response(
+            503,
+            title="Not ready",
+            slug="not-ready",
+            detail="The gateway is shutting down; uploads in flight are finishing.",
+            headers={"Retry-After": str(DependencyUnavailable.retry_after_seconds)},
+            checks={},
+            failed=["draining"],
+        )
+    readiness = await check_readiness(resources.database, resources.store, resources.transcoder)
     for name, state in readiness.checks.items():
         metrics.dependency_up.labels(name).set(1 if state == "ok" else 0)
     if readiness.ready:

@@ -3,10 +3,17 @@
 import uuid
 
 from gateway.config import FolderStorage, Settings
-from gateway.storage.base import ObjectMissing, ObjectStore, StorageUnavailable, StoredObject
+from gateway.storage.base import (
+    IncompleteUpload,
+    ObjectMissing,
+    ObjectStore,
+    StorageUnavailable,
+    StoredObject,
+)
 from gateway.storage.local import LocalObjectStore
 
 __all__ = [
+    "IncompleteUpload",
     "ObjectMissing",
     "ObjectStore",
     "StorageUnavailable",

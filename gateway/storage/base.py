@@ -26,6 +26,16 @@ class StoredObject:
     modified: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class IncompleteUpload:
+    """A put that never finished (an S3 multipart upload, a folder store's partial file): it
+    takes space, and no one will complete it once the process that began it is gone."""
+
+    key: str
+    started: datetime
+    handle: str  # what ``abort_incomplete`` needs: the upload id, the partial file's key
+
+
 class ObjectStore(Protocol):
     """Blocking calls: run them in a worker thread, never on the event loop."""
 
@@ -42,6 +52,12 @@ class ObjectStore(Protocol):
 
     def list_objects(self, prefix: str) -> Iterator[StoredObject]:
         """Every object under ``prefix``, in ascending byte order of key, fetched page by page."""
+
+    def list_incomplete(self, prefix: str) -> Iterator[IncompleteUpload]:
+        """Every unfinished put under ``prefix``, page by page."""
+
+    def abort_incomplete(self, upload: IncompleteUpload) -> None:
+        """Discard ``upload`` and the space it holds (gone already is not an error)."""
 
     def check(self) -> None:
         """Raise ``StorageUnavailable`` unless the store answers (and can hold objects: a missing

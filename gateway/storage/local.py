@@ -8,7 +8,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from gateway.storage.base import CHUNK_BYTES, ObjectMissing, StorageUnavailable, StoredObject
+from gateway.storage.base import (
+    CHUNK_BYTES,
+    IncompleteUpload,
+    ObjectMissing,
+    StorageUnavailable,
+    StoredObject,
+)
+
+_PARTIAL = ".partial-"  # a put being written (or one a crash cut short: see list_incomplete)
+
+
+def _modified(entry: os.DirEntry[str]) -> datetime:
+    return datetime.fromtimestamp(entry.stat().st_mtime, UTC)
 
 
 class LocalObjectStore:
@@ -30,7 +42,7 @@ class LocalObjectStore:
         # Content type and metadata live in the database row; the folder keeps only the bytes.
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, partial = tempfile.mkstemp(dir=target.parent, prefix=".partial-")
+        fd, partial = tempfile.mkstemp(dir=target.parent, prefix=_PARTIAL)
         try:
             with os.fdopen(fd, "wb") as out, path.open("rb") as source:
                 shutil.copyfileobj(source, out, CHUNK_BYTES)
@@ -52,12 +64,29 @@ class LocalObjectStore:
         self._path(key).unlink(missing_ok=True)
 
     def list_objects(self, prefix: str) -> Iterator[StoredObject]:
-        found = []
-        for path in self.root.rglob("*"):
-            key = path.relative_to(self.root).as_posix()
-            if key.startswith(prefix) and path.is_file():
-                found.append(StoredObject(key, datetime.fromtimestamp(path.stat().st_mtime, UTC)))
-        return iter(sorted(found, key=lambda item: item.key.encode()))
+        for key, entry in self._walk(self.root, ""):
+            if key.startswith(prefix) and not entry.name.startswith(_PARTIAL):
+                yield StoredObject(key, _modified(entry))
+
+    def list_incomplete(self, prefix: str) -> Iterator[IncompleteUpload]:
+        for key, entry in self._walk(self.root, ""):
+            if entry.name.startswith(_PARTIAL) and key.startswith(prefix):
+                yield IncompleteUpload(key, _modified(entry), key)
+
+    def abort_incomplete(self, upload: IncompleteUpload) -> None:
+        self._path(upload.handle).unlink(missing_ok=True)
+
+    def _walk(self, folder: Path, prefix: str) -> Iterator[tuple[str, os.DirEntry[str]]]:
+        """(key, entry) of every file below ``folder``, in ascending byte order of key, holding
+        one folder's listing at a time (not every key of the store)."""
+        with os.scandir(folder) as listing:
+            entries = [(entry.name + ("/" if entry.is_dir() else ""), entry) for entry in listing]
+        # A folder's keys all start with "name/": sorting on that orders the keys below it.
+        for name, entry in sorted(entries, key=lambda item: item[0].encode()):
+            if entry.is_dir():
+                yield from self._walk(Path(entry.path), prefix + name)
+            elif entry.is_file():
+                yield prefix + name, entry
 
     def check(self) -> None:
         if not os.access(self.root, os.W_OK):

@@ -10,7 +10,13 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from gateway.storage.base import CHUNK_BYTES, ObjectMissing, StorageUnavailable, StoredObject
+from gateway.storage.base import (
+    CHUNK_BYTES,
+    IncompleteUpload,
+    ObjectMissing,
+    StorageUnavailable,
+    StoredObject,
+)
 
 if TYPE_CHECKING:
     from botocore.response import StreamingBody
@@ -146,6 +152,28 @@ class S3ObjectStore:
                 for item in page.get("Contents", []):
                     yield StoredObject(item["Key"], item["LastModified"])
         except (BotoCoreError, ClientError) as error:
+            raise StorageUnavailable() from error
+
+    def list_incomplete(self, prefix: str) -> Iterator[IncompleteUpload]:
+        pages = self._client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self.bucket, Prefix=prefix
+        )
+        try:
+            for page in pages:
+                for item in page.get("Uploads", []):
+                    yield IncompleteUpload(item["Key"], item["Initiated"], item["UploadId"])
+        except (BotoCoreError, ClientError) as error:
+            raise StorageUnavailable() from error
+
+    def abort_incomplete(self, upload: IncompleteUpload) -> None:
+        try:
+            self._client.abort_multipart_upload(
+                Bucket=self.bucket, Key=upload.key, UploadId=upload.handle
+            )
+        except ClientError as error:
+            if _code(error) != "NoSuchUpload":
+                raise StorageUnavailable() from error
+        except BotoCoreError as error:
             raise StorageUnavailable() from error
 
     def check(self) -> None:

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.config import Settings
+from gateway.config import S3Storage, Settings
 from gateway.models import Record, User
 from gateway.reconcile import main, reconcile
 from gateway.storage import ObjectStore, open_store, recording_key
@@ -101,7 +101,10 @@ def test_reconcile_finds_and_fixes_both_kinds_of_leftover(
     assert found.missing_objects == [(objectless.object_key, objectless.id)]
 
     assert main(["--grace-minutes", "0"]) == 1
-    assert "2 orphan objects, 1 records without objects (found)" in capsys.readouterr().out
+    assert (
+        "2 orphan objects, 1 records without objects, 0 unfinished uploads (found)"
+        in capsys.readouterr().out
+    )
 
     fixed = reconcile(sessions, store, fix=True, now=later)
     assert not fixed.clean
@@ -113,3 +116,67 @@ def test_reconcile_finds_and_fixes_both_kinds_of_leftover(
     assert main([]) == 0
     store.close()
     engine.dispose()
+
+
+def begin_unfinished_put(settings: Settings, s3_endpoint: S3Endpoint, key: str) -> None:
+    """What a gateway killed in the middle of a large put leaves behind."""
+    location = settings.storage_url
+    if isinstance(location, S3Storage):
+        client = s3_endpoint.client()
+        upload = client.create_multipart_upload(Bucket=location.bucket, Key=key)
+        client.upload_part(
+            Bucket=location.bucket,
+            Key=key,
+            UploadId=upload["UploadId"],
+            PartNumber=1,
+            Body=b"x" * 1024,
+        )
+    else:
+        partial = location.root / Path(key).parent / ".partial-k1lled"
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_bytes(b"x" * 1024)
+
+
+def test_reconcile_aborts_puts_that_never_finished(
+    settings: Settings, s3_endpoint: S3Endpoint, capsys: pytest.CaptureFixture[str]
+) -> None:
+    engine = create_engine(settings.database_url)
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    store = open_store(settings)
+    store.check()
+    key = recording_key(uuid.uuid4(), uuid.uuid4())
+    begin_unfinished_put(settings, s3_endpoint, key)
+    # As the store dates it (moto's server dates every multipart upload 2010).
+    [begun] = [upload.started for upload in store.list_incomplete("recordings/")]
+    soon, later = begun + timedelta(minutes=30), begun + timedelta(hours=2)
+
+    assert reconcile(sessions, store, fix=False, now=soon).incomplete_uploads == []  # in flight?
+    found = reconcile(sessions, store, fix=False, now=later)
+    assert [upload.key for upload in found.incomplete_uploads] == [
+        key
+        if isinstance(settings.storage_url, S3Storage)
+        else f"{Path(key).parent}/.partial-k1lled"
+    ]
+    assert not found.clean
+    assert found.orphan_objects == found.recent_orphans == []  # not an object of its own
+    assert main(["--grace-minutes", "0"]) == 1
+    assert "1 unfinished uploads (found)" in capsys.readouterr().out
+
+    reconcile(sessions, store, fix=True, now=later)
+    assert list(store.list_incomplete("recordings/")) == []
+    assert reconcile(sessions, store, fix=False, now=later).clean
+    store.close()
+    engine.dispose()
+
+
+def test_both_stores_list_keys_in_byte_order_a_folder_at_a_time(settings: Settings) -> None:
+    store = open_store(settings)
+    store.check()
+    # "/" sorts after "-" and "." but a folder walk meets "a" before "a-b": the order must
+    # still be S3's, byte by byte, or reconcile's merge would call healthy objects orphans.
+    keys = ["recordings/a/x.mp3", "recordings/a-b.mp3", "recordings/a.c/y.mp3", "recordings/é.mp3"]
+    for key in keys:
+        put(store, key)
+    listed = [item.key for item in store.list_objects("recordings/")]
+    assert listed == sorted(keys, key=str.encode)
+    store.close()
