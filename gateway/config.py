@@ -1,5 +1,6 @@
 """Gateway settings: read once from the environment, parsed into types, validated at start-up."""
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -7,7 +8,7 @@ from typing import Annotated
 from urllib.parse import urlsplit
 
 from pydantic import BeforeValidator, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 GIB = 1024**3
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -77,6 +78,31 @@ class Settings(BaseSettings):
     # On SIGTERM, /readyz answers 503 for this long before the listener closes (load balancers
     # stop sending); in-flight requests then get uvicorn's --timeout-graceful-shutdown.
     shutdown_drain_seconds: Annotated[float, Field(ge=0)] = 0
+    # Job workers in this process (the embedded default converts in the gateway); 0 where a
+    # separate worker tier (`gateway.worker`) runs them.
+    job_workers: Annotated[int, Field(ge=0)] = 1
+    # A worker renews its claim on a job every third of this; a job whose lease lapsed (its
+    # worker died) is claimed again by any worker.
+    job_lease_seconds: Annotated[float, Field(gt=0)] = 30
+    # How often an idle worker looks for work.
+    job_poll_seconds: Annotated[float, Field(gt=0)] = 0.5
+    # Attempts of a job that keeps meeting an unavailable dependency before it fails.
+    job_max_attempts: Annotated[int, Field(ge=1)] = 5
+    # A tus upload not finished within this (from its last byte received) is removed.
+    upload_expires_seconds: Annotated[float, Field(gt=0)] = 24 * 3600
+    # Origins whose browser pages may call the API (CORS); none by default. JSON or a
+    # comma-separated list, e.g. https://app.example,https://admin.example.
+    cors_allow_origins: Annotated[list[str], NoDecode] = []
+
+    @field_validator("cors_allow_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [origin.strip().rstrip("/") for origin in text.split(",") if origin.strip()]
+        return value
 
     @field_validator("public_base_url", "s3_endpoint_url")
     @classmethod

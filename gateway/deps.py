@@ -18,7 +18,7 @@ from gateway.records import docs
 from gateway.shutdown import Draining
 from gateway.storage import ObjectStore, open_store
 from gateway.transcoder_client import Deadlines, TranscoderClient
-from gateway.users.service import check_credentials
+from gateway.users.service import check_credentials, user_of_token
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,3 +158,14 @@ async def user_in_query(
 # The authenticated user of a token-protected route, named in its path or in its query.
 CurrentUser = Annotated[uuid.UUID, Depends(user_in_path)]
 RecordOwner = Annotated[uuid.UUID, Depends(user_in_query)]
+
+
+async def user_of_request_token(
+    request: Request, database: DatabaseDep, token: TokenQuery = None
+) -> uuid.UUID:
+    """The user the request's token belongs to, for routes that name no user (jobs, tus)."""
+    presented = bearer_token(request) or token
+    return await database.run(lambda session: user_of_token(session, token=presented))
+
+
+TokenUser = Annotated[uuid.UUID, Depends(user_of_request_token)]

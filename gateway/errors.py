@@ -54,3 +54,24 @@ class InsufficientStorage(ServiceError):
             "The server has no disk space left for this upload; nothing was stored. Retry later.",
             headers={"Retry-After": str(self.retry_after_seconds)},
         )
+
+
+class JobNotFound(ServiceError):
+    status, slug, title = 404, "job-not-found", "Job not found"
+
+    def __init__(self) -> None:
+        super().__init__("No job with this id exists for this user.")
+
+
+class UploadNotFound(ServiceError):
+    status, slug, title = 404, "upload-not-found", "Upload not found"
+
+    def __init__(self) -> None:
+        super().__init__("No upload with this id exists for this user.")
+
+
+class UploadExpired(ServiceError):
+    status, slug, title = 410, "upload-expired", "Upload expired"
+
+    def __init__(self) -> None:
+        super().__init__("The upload expired before it was finished; start a new one.")

@@ -6,9 +6,12 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 import anyio.to_thread
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from gateway.config import Settings
 from gateway.deps import Resources
+from gateway.jobs.router import router as jobs_router
+from gateway.jobs.worker import running_workers
 from gateway.metrics import Metrics
 from gateway.middleware import install_middleware
 from gateway.openapi import DESCRIPTION, TAGS, install_openapi
@@ -16,6 +19,8 @@ from gateway.ops.router import router as ops_router
 from gateway.records.router import router as records_router
 from gateway.shutdown import drain_on_signals
 from gateway.storage import StorageUnavailable
+from gateway.uploads.router import EXPOSED_HEADERS, TusHeadersMiddleware
+from gateway.uploads.router import router as uploads_router
 from gateway.users.router import router as users_router
 from servicekit import __version__
 from servicekit.logs import configure_logging
@@ -51,6 +56,7 @@ def create_app(settings: Settings | None = None, *, resources: Resources | None 
             stack.callback(
                 drain_on_signals(ready.draining, delay_seconds=settings.shutdown_drain_seconds)
             )
+            await stack.enter_async_context(running_workers(ready, settings.job_workers))
             yield {"resources": ready}
 
     app = FastAPI(
@@ -64,9 +70,21 @@ def create_app(settings: Settings | None = None, *, resources: Resources | None 
         lifespan=lifespan,
     )
     install_problem_handlers(app, on_problem=metrics.observe_problem)
+    app.add_middleware(TusHeadersMiddleware)
+    if settings.cors_allow_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_allow_origins,
+            allow_methods=["GET", "HEAD", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"],
+            allow_headers=["*"],
+            expose_headers=EXPOSED_HEADERS,
+            max_age=600,
+        )
     install_middleware(app, metrics)
     app.include_router(users_router)
     app.include_router(records_router)
+    app.include_router(uploads_router)
+    app.include_router(jobs_router)
     app.include_router(ops_router)
     install_openapi(app)
     return app

@@ -6,8 +6,10 @@ stored) and ``MeteredTranscoderClient`` (transcode time, audio seconds).
 """
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 from fastapi import Request
@@ -16,6 +18,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from gateway.transcoder_client import Deadlines, Transcoded, TranscoderClient
 from servicekit.errors import DependencyUnavailable
 from servicekit.metrics import HttpMetrics, new_registry, route_template
+
+if TYPE_CHECKING:
+    from gateway.conversion import WavSource
 
 TRANSCODE_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 UPLOAD_ROUTE = ("POST", "/record")
@@ -97,14 +102,21 @@ class MeteredTranscoderClient(TranscoderClient):
         self._metrics = metrics
 
     async def transcode(
-        self, wav: Path, *, destination: Path, max_duration_seconds: float, request_id: str
+        self,
+        source: "WavSource",
+        *,
+        destination: Path,
+        max_duration_seconds: float,
+        request_id: str,
+        on_progress: Callable[[int], None] | None = None,
     ) -> Transcoded:
         started = time.perf_counter()
         transcoded = await super().transcode(
-            wav,
+            source,
             destination=destination,
             max_duration_seconds=max_duration_seconds,
             request_id=request_id,
+            on_progress=on_progress,
         )
         self._metrics.transcode_seconds.observe(time.perf_counter() - started)
         self._metrics.audio_seconds.inc(transcoded.duration_seconds)

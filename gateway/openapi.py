@@ -10,13 +10,19 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, Field
 
 from gateway.errors import (
+    InsufficientStorage,
     InvalidCredentials,
+    JobNotFound,
     RangeNotSatisfiable,
     RecordNotFound,
+    UploadExpired,
+    UploadNotFound,
     UploadTimeout,
     UploadTooLarge,
 )
 from servicekit.errors import (
+    PROBLEM_BASE,
+    AudioTooLong,
     DependencyUnavailable,
     InvalidInput,
     NotAWav,
@@ -24,7 +30,7 @@ from servicekit.errors import (
     TranscodeTimeout,
     UndecodableAudio,
 )
-from servicekit.problems import PROBLEM_BASE, PROBLEM_JSON
+from servicekit.problems import PROBLEM_JSON
 
 DESCRIPTION = """\
 Upload WAV recordings, get them back as MP3s by link.
@@ -42,6 +48,16 @@ TAGS = [
     {
         "name": "records",
         "description": "Upload a WAV, download the MP3 by link, list and delete recordings.",
+    },
+    {
+        "name": "uploads",
+        "description": "tus 1.0.0 resumable uploads for large recordings and flaky networks: "
+        "any stock tus client (tus-js-client, Uppy, tuspy, TUSKit) works.",
+    },
+    {
+        "name": "jobs",
+        "description": "Conversions that run after the upload: tus uploads and "
+        "`POST /record` with `Prefer: respond-async`. Status, progress (SSE), outcome.",
     },
     {"name": "operations", "description": "Liveness, readiness and Prometheus metrics."},
 ]
@@ -83,6 +99,11 @@ _EXAMPLE_DETAILS: dict[type[ServiceError], str] = {
     RangeNotSatisfiable: "The requested range is outside the 80661-byte recording.",
     DependencyUnavailable: "The transcoder is unavailable; nothing was stored. Retry later.",
     TranscodeTimeout: "Transcoding took longer than 600 s; nothing was stored.",
+    AudioTooLong: "The audio lasts 11000.0 s; at most 10800 s are accepted.",
+    InsufficientStorage: "The server has no disk space left for this upload; nothing was stored.",
+    JobNotFound: "No job with this id exists for this user.",
+    UploadNotFound: "No upload with this id exists for this user.",
+    UploadExpired: "The upload expired before it was finished; start a new one.",
 }
 _VALIDATION_EXAMPLE: dict[str, Any] = {
     "type": PROBLEM_BASE + InvalidInput.slug,
@@ -97,6 +118,12 @@ _PROBLEM_HEADERS: dict[type[ServiceError], dict[str, Any]] = {
         "WWW-Authenticate": {
             "description": "Always `Bearer`.",
             "schema": {"type": "string", "example": 'Bearer realm="riffle"'},
+        }
+    },
+    InsufficientStorage: {
+        "Retry-After": {
+            "description": "Seconds to wait before retrying.",
+            "schema": {"type": "integer", "example": 30},
         }
     },
     DependencyUnavailable: {

@@ -19,7 +19,16 @@ def get_user(session: Session, *, user_id: uuid.UUID) -> User | None:
     return session.get(User, user_id)
 
 
-def add_record(session: Session, *, record: Record) -> Record:
+def get_user_by_token_hash(session: Session, *, token_hash: bytes) -> User | None:
+    return session.scalars(select(User).where(User.token_hash == token_hash)).first()
+
+
+def add_record_once(session: Session, *, record: Record) -> Record:
+    """Insert ``record``, unless a row with its id exists already (a job that ran twice):
+    then that row is the answer."""
+    existing = session.get(Record, record.id)
+    if existing is not None:
+        return existing
     session.add(record)
     session.flush()
     return record

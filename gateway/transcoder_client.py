@@ -2,9 +2,10 @@
 
 import hashlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.to_thread
@@ -12,6 +13,7 @@ import httpx
 
 from servicekit import wav
 from servicekit.errors import (
+    PROBLEM_BASE,
     DependencyUnavailable,
     NotAWav,
     ServiceError,
@@ -19,13 +21,14 @@ from servicekit.errors import (
     UndecodableAudio,
     error_for_slug,
 )
-from servicekit.problems import PROBLEM_BASE
+
+if TYPE_CHECKING:
+    from gateway.conversion import WavSource
 
 _CHUNK_BYTES = 1024 * 1024
 _MAX_PROBLEM_BYTES = 64 * 1024
 # The problems of the input the transcoder finds, answered to the client as they are.
 _PASSED_THROUGH = (NotAWav, UndecodableAudio, TranscodeTimeout)
-_MAX_HEADER_BYTES = 1024 * 1024  # as far as the transcoder looks for the data chunk
 _CONNECT_SECONDS = 2.0
 # Beyond the encode deadline: sending the WAV and receiving the MP3 (a slow link still passes).
 _TRANSFER_MARGIN_SECONDS = 2.0
@@ -86,17 +89,23 @@ class TranscoderClient:
         )
 
     async def transcode(
-        self, wav: Path, *, destination: Path, max_duration_seconds: float, request_id: str
+        self,
+        source: "WavSource",
+        *,
+        destination: Path,
+        max_duration_seconds: float,
+        request_id: str,
+        on_progress: Callable[[int], None] | None = None,
     ) -> Transcoded:
-        """Send ``wav``, write the MP3 to ``destination``; map every failure to an API error.
+        """Send ``source``, write the MP3 to ``destination``; map every failure to an API error.
+        ``on_progress(bytes)``: told how many of the WAV's bytes the transcoder has taken.
 
         The transcoder is told the deadline and keeps it (504, or 503 when no encoder is free
         in time); the same deadline, plus the time to move the bytes, bounds the call here, so
         a transcoder that hangs is answered 504 too.
         """
-        size = await anyio.to_thread.run_sync(lambda: wav.stat().st_size)
-        deadline = self.deadlines.for_audio(await _declared_duration(wav))
-        waited = deadline + _TRANSFER_MARGIN_SECONDS + size / _TRANSFER_BYTES_PER_SECOND
+        deadline = self.deadlines.for_audio(_declared_duration(await source.head()))
+        waited = deadline + _TRANSFER_MARGIN_SECONDS + source.size / _TRANSFER_BYTES_PER_SECOND
         try:
             with anyio.fail_after(waited):
                 async with self._http.stream(
@@ -107,7 +116,7 @@ class TranscoderClient:
                         "deadline_seconds": round(deadline, 3),
                     },
                     headers={"Content-Type": "audio/wav", "X-Request-ID": request_id},
-                    content=_read_chunks(wav),
+                    content=_counted(source.chunks(), on_progress),
                     timeout=httpx.Timeout(waited, connect=_CONNECT_SECONDS),
                 ) as response:
                     if response.status_code != 200:
@@ -148,12 +157,6 @@ class TranscoderClient:
         await self._http.aclose()
 
 
-async def _read_chunks(path: Path) -> AsyncIterator[bytes]:
-    async with await anyio.open_file(path, "rb") as source:
-        while chunk := await source.read(_CHUNK_BYTES):
-            yield chunk
-
-
 async def _save(chunks: AsyncIterator[bytes], destination: Path) -> tuple[int, str]:
     digest = hashlib.sha256()
     size = 0
@@ -165,9 +168,8 @@ async def _save(chunks: AsyncIterator[bytes], destination: Path) -> tuple[int, s
     return size, digest.hexdigest()
 
 
-async def _declared_duration(path: Path) -> float | None:
+def _declared_duration(head: bytes) -> float | None:
     """The duration the WAV header declares, if it declares one (and parses)."""
-    head = await anyio.to_thread.run_sync(_read_head, path)
     try:
         header = wav.parse_header(head, complete=True)
     except ServiceError:
@@ -175,9 +177,16 @@ async def _declared_duration(path: Path) -> float | None:
     return header.duration_seconds if header is not None else None
 
 
-def _read_head(path: Path) -> bytes:
-    with path.open("rb") as source:
-        return source.read(_MAX_HEADER_BYTES)
+async def _counted(
+    chunks: AsyncIterator[bytes], on_progress: Callable[[int], None] | None
+) -> AsyncIterator[bytes]:
+    sent = 0
+    async for chunk in chunks:
+        yield chunk
+        # The transcoder reads as it encodes: what it took is how far the encode got.
+        sent += len(chunk)
+        if on_progress is not None:
+            on_progress(sent)
 
 
 async def _failure(response: httpx.Response) -> Exception:

@@ -9,6 +9,8 @@ problem+json; the gateway turns a transcoder's problem back into the same class 
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+PROBLEM_BASE = "https://riffle.dev/problems/"
+
 _BY_SLUG: dict[str, type["ServiceError"]] = {}
 
 
@@ -35,6 +37,18 @@ class ServiceError(Exception):
         self.detail = detail
         self.headers = dict(headers or {})
         self.errors = list(errors) if errors is not None else None
+
+    def problem(self) -> dict[str, Any]:
+        """The RFC 9457 document of this error (what the API answers, or a job records)."""
+        body: dict[str, Any] = {
+            "type": PROBLEM_BASE + self.slug,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if self.errors is not None:
+            body["errors"] = self.errors
+        return body
 
 
 def error_for_slug(slug: str) -> type[ServiceError] | None:

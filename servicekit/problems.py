@@ -13,13 +13,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from servicekit.errors import InvalidInput, ServiceError
+from servicekit.errors import PROBLEM_BASE, InvalidInput, ServiceError
 from servicekit.logs import request_id_var
 
 logger = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
-PROBLEM_BASE = "https://riffle.dev/problems/"
 
 
 def problem_response(
@@ -51,14 +50,8 @@ _Handler = Callable[[Request, Exception], Awaitable[Response]]
 
 def error_response(error: ServiceError) -> JSONResponse:
     """The problem document of ``error``, with its headers (``Retry-After``, ...)."""
-    return problem_response(
-        error.status,
-        title=error.title,
-        detail=error.detail,
-        slug=error.slug,
-        headers=error.headers,
-        # "errors" is a member only of validation problems.
-        **({"errors": error.errors} if error.errors is not None else {}),
+    return JSONResponse(
+        error.problem(), status_code=error.status, headers=error.headers, media_type=PROBLEM_JSON
     )
 
 

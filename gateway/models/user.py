@@ -13,5 +13,6 @@ class User(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
     # SHA-256 of the token's canonical text; the token itself is never stored.
-    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    # Indexed: requests that carry only a token (tus, after creation) find their user by it.
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), index=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utc_now)

@@ -9,8 +9,8 @@ from pydantic import BaseModel, Field
 from gateway.deps import MetricsDep, ResourcesDep
 from gateway.openapi import Problem, problem_content
 from gateway.ops.readiness import check_readiness
-from servicekit.errors import DependencyUnavailable
-from servicekit.problems import PROBLEM_BASE, problem_response
+from servicekit.errors import PROBLEM_BASE, DependencyUnavailable
+from servicekit.problems import problem_response
 
 router = APIRouter(tags=["operations"])
 

@@ -1,5 +1,4 @@
 import uuid
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
@@ -7,6 +6,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.requests import ClientDisconnect
 
 from gateway.config import Settings
+from gateway.conversion import Conversion, FileSource, check_is_wav, convert
+from gateway.db import Database
 from gateway.deps import (
     CurrentUser,
     DatabaseDep,
@@ -18,43 +19,37 @@ from gateway.deps import (
     bearer_token,
 )
 from gateway.errors import (
+    InsufficientStorage,
     InvalidCredentials,
     RangeNotSatisfiable,
     RecordNotFound,
     UploadTimeout,
     UploadTooLarge,
 )
+from gateway.jobs import service as jobs_service
+from gateway.jobs.links import job_out, job_url
+from gateway.jobs.schemas import JobOut
 from gateway.middleware import USER_ID_STATE, request_id_var
-from gateway.models import Record
 from gateway.openapi import TOKEN_SECURITY, problem_responses
 from gateway.records import delivery, docs, service
 from gateway.records.form import FILE_FIELD, UploadedFile, read_upload_form
+from gateway.records.links import record_out
 from gateway.records.schemas import RecordItem, RecordOut, RecordPage
+from gateway.storage import ObjectStore
 from gateway.tempfiles import disk_full_is_507, temporary_directory
 from gateway.users.service import check_credentials
-from servicekit.errors import InvalidInput, NotAWav, TranscodeTimeout, UndecodableAudio
+from servicekit.errors import (
+    AudioTooLong,
+    InvalidInput,
+    NotAWav,
+    TranscodeTimeout,
+    UndecodableAudio,
+)
 
 router = APIRouter(tags=["records"])
 
 # Room for the form's boundaries and small fields on top of the file itself.
 FORM_OVERHEAD_BYTES = 64 * 1024
-
-
-def record_url(request: Request, settings: Settings, record: Record) -> str:
-    """The absolute download link: ``PUBLIC_BASE_URL`` when set, else as the client addressed us."""
-    base = settings.public_base_url or str(request.base_url).rstrip("/")
-    return f"{base}/record?id={record.id}&user={record.user_id}"
-
-
-def record_out(request: Request, settings: Settings, record: Record) -> RecordOut:
-    return RecordOut(
-        id=record.id,
-        user=record.user_id,
-        url=record_url(request, settings, record),
-        duration_seconds=record.duration_seconds,
-        size_bytes=record.size_bytes,
-        content_type=record.content_type,
-    )
 
 
 @router.post(
@@ -68,6 +63,20 @@ def record_out(request: Request, settings: Settings, record: Record) -> RecordOu
     ),
     openapi_extra={"requestBody": docs.UPLOAD_BODY, **TOKEN_SECURITY},
     responses={
+        202: {
+            "description": (
+                "With `Prefer: respond-async`: accepted as a job (the body); `Location` is the "
+                "job, `Preference-Applied: respond-async`."
+            ),
+            "model": JobOut,
+            "headers": {
+                "Location": {
+                    "description": "The job: `/jobs/<id>` (and `/jobs/<id>/events`).",
+                    "schema": {"type": "string", "format": "uri"},
+                },
+                "Preference-Applied": {"schema": {"type": "string", "example": "respond-async"}},
+            },
+        },
         201: {
             "description": "Stored; `Location` is the download link.",
             "headers": {
@@ -84,7 +93,9 @@ def record_out(request: Request, settings: Settings, record: Record) -> RecordOu
             NotAWav,
             InvalidInput,
             UndecodableAudio,
+            AudioTooLong,
             TranscodeTimeout,
+            InsufficientStorage,
         ),
     },
 )
@@ -129,17 +140,19 @@ async def add_record(
                 raise InvalidInput(
                     "The client disconnected before the upload was complete."
                 ) from None
-            upload = service.Upload(
-                user_id=_form_user_id(form.fields.get("user")),
-                wav=_form_file(form.file),
-                filename=form.file.filename if form.file else "",
-            )
-            setattr(request.state, USER_ID_STATE, upload.user_id)  # for the access log
-            if upload.user_id not in checked:
+            user_id = _form_user_id(form.fields.get("user"))
+            source = _form_file(form.file)
+            setattr(request.state, USER_ID_STATE, user_id)  # for the access log
+            if user_id not in checked:
                 token = header_token or form.fields.get("token")
-                await check_credentials(database, user_id=upload.user_id, token=token)
-            record = await service.add_recording(
-                upload,
+                await check_credentials(database, user_id=user_id, token=token)
+            await check_is_wav(source)
+            target = Conversion(uuid.uuid4(), user_id, form.file.filename if form.file else "")
+            if respond_async(request):
+                return await _submit_job(request, settings, database, store, source, target)
+            record = await convert(
+                source,
+                target,
                 database=database,
                 store=store,
                 transcoder=transcoder,
@@ -162,10 +175,46 @@ def _form_user_id(value: str | None) -> uuid.UUID:
         raise _missing("user", "not a valid UUID") from None
 
 
-def _form_file(file: UploadedFile | None) -> Path:
+def _form_file(file: UploadedFile | None) -> FileSource:
     if file is None:
         raise _missing(FILE_FIELD, "field required")
-    return file.path
+    return FileSource(file.path, file.size)
+
+
+def respond_async(request: Request) -> bool:
+    """Whether ``Prefer`` (RFC 7240) asks for ``respond-async``."""
+    preferences = ",".join(request.headers.getlist("Prefer"))
+    return any(
+        item.split(";")[0].split("=")[0].strip().lower() == "respond-async"
+        for item in preferences.split(",")
+    )
+
+
+async def _submit_job(
+    request: Request,
+    settings: Settings,
+    database: Database,
+    store: ObjectStore,
+    source: FileSource,
+    target: Conversion,
+) -> JSONResponse:
+    await jobs_service.check_header(source, max_duration_seconds=settings.max_duration_seconds)
+    job = await jobs_service.submit_file(
+        source,
+        target,
+        database=database,
+        store=store,
+        expires_seconds=settings.upload_expires_seconds,
+    )
+    body = job_out(request, settings, job, None)
+    return JSONResponse(
+        body.model_dump(mode="json"),
+        status_code=202,
+        headers={
+            "Location": job_url(request, settings, job.id),
+            "Preference-Applied": "respond-async",
+        },
+    )
 
 
 def _missing(field: str, msg: str) -> InvalidInput:

@@ -1,12 +1,9 @@
 """Uploading and fetching recordings; the order of the steps keeps nothing half-written."""
 
 import logging
-import unicodedata
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from urllib.parse import quote
 
 import anyio.to_thread
 
@@ -15,89 +12,11 @@ from gateway.db import Database
 from gateway.errors import RecordNotFound
 from gateway.models import Record
 from gateway.records.cursor import decode_cursor, encode_cursor
-from gateway.storage import ObjectMissing, ObjectStore, StorageUnavailable, recording_key
-from gateway.tempfiles import temporary_directory
-from gateway.transcoder_client import TranscoderClient
-from servicekit import wav
-from servicekit.errors import NotAWav
+from gateway.storage import ObjectMissing, ObjectStore, StorageUnavailable
 
 logger = logging.getLogger(__name__)
 
 MP3_CONTENT_TYPE = "audio/mpeg"
-
-
-@dataclass(frozen=True, slots=True)
-class Upload:
-    """What the client sent, already spooled to disk."""
-
-    user_id: uuid.UUID  # authenticated
-    wav: Path
-    filename: str
-
-
-def clean_filename(name: str) -> str:
-    """The client's file name as kept: control characters (NUL included) replaced, 255 at most."""
-    return "".join("_" if unicodedata.category(char) == "Cc" else char for char in name)[:255]
-
-
-async def add_recording(
-    upload: Upload,
-    *,
-    database: Database,
-    store: ObjectStore,
-    transcoder: TranscoderClient,
-    max_duration_seconds: float,
-    request_id: str,
-) -> Record:
-    """Convert, store the object, then insert the row; on failure, nothing remains."""
-    if not wav.sniff(await anyio.to_thread.run_sync(_read_head, upload.wav)):
-        raise NotAWav("The file has no RIFF/RF64 WAVE header.")
-
-    async with temporary_directory("riffle-mp3-") as workdir:
-        mp3 = await transcoder.transcode(
-            upload.wav,
-            destination=workdir / "out.mp3",
-            max_duration_seconds=max_duration_seconds,
-            request_id=request_id,
-        )
-        record = Record(
-            id=uuid.uuid4(),
-            user_id=upload.user_id,
-            original_filename=clean_filename(upload.filename),
-            content_type=MP3_CONTENT_TYPE,
-            size_bytes=mp3.size_bytes,
-            sha256=mp3.sha256,
-            duration_seconds=round(mp3.duration_seconds, 3),
-            channels=mp3.channels,
-            sample_rate=mp3.sample_rate,
-            bitrate=mp3.bitrate,
-        )
-        record.object_key = recording_key(record.user_id, record.id)
-        await anyio.to_thread.run_sync(
-            lambda: store.put_file(
-                record.object_key,
-                mp3.path,
-                content_type=MP3_CONTENT_TYPE,
-                metadata={"original-filename": quote(record.original_filename)},
-            )
-        )
-    try:
-        return await database.run(lambda session: repositories.add_record(session, record=record))
-    except BaseException:
-        # The row is the commit point: without it the object must not stay behind.
-        with anyio.CancelScope(shield=True):
-            try:
-                await anyio.to_thread.run_sync(store.delete, record.object_key)
-            except Exception:
-                logger.exception(
-                    "Orphan object %s left behind; reconcile finds it", record.object_key
-                )
-        raise
-
-
-def _read_head(path: Path) -> bytes:
-    with path.open("rb") as wav:
-        return wav.read(12)
 
 
 async def find_record(database: Database, *, record_id: uuid.UUID, user_id: uuid.UUID) -> Record:

@@ -19,9 +19,14 @@ def hash_token(token: str) -> bytes:
     return hashlib.sha256(token.lower().encode()).digest()
 
 
+def well_formed(token: str | None) -> bool:
+    """A token in the form we issue them: a UUID's canonical text (either case)."""
+    return token is not None and _CANONICAL_UUID.fullmatch(token) is not None
+
+
 def token_matches(presented: str | None, stored_hash: bytes | None) -> bool:
     """Constant-time check; a missing, malformed or unknown token is simply no match."""
-    well_formed = presented is not None and _CANONICAL_UUID.fullmatch(presented) is not None
-    presented_hash = hash_token(presented if presented and well_formed else "")
+    well_formed_ = well_formed(presented)
+    presented_hash = hash_token(presented if presented and well_formed_ else "")
     same = hmac.compare_digest(presented_hash, stored_hash or _NO_USER_HASH)
-    return same and well_formed and stored_hash is not None
+    return same and well_formed_ and stored_hash is not None

@@ -97,7 +97,7 @@ def test_compose_refuses_to_start_without_the_passwords() -> None:
 # --- settings -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["migrate", "transcoder", "gateway"])
+@pytest.mark.parametrize("name", ["migrate", "transcoder", "gateway", "worker"])
 def test_service_environment_sets_valid_settings_and_nothing_unknown(
     services: dict[str, dict[str, Any]], name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -129,11 +129,21 @@ def test_settings_shared_by_gateway_and_transcoder_agree(
         assert gateway_env[shared] == transcoder_env[shared], shared
 
 
-def test_migrations_and_gateway_use_the_same_database(
+def test_migrations_gateway_and_worker_use_the_same_database(
     services: dict[str, dict[str, Any]],
 ) -> None:
     migrate = stack.environment(services["migrate"])["DATABASE_URL"]
     assert migrate == stack.environment(services["gateway"])["DATABASE_URL"]
+    assert migrate == stack.environment(services["worker"])["DATABASE_URL"]
+
+
+def test_the_worker_tier_runs_the_jobs_and_shares_every_other_setting(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    gateway, worker = (stack.environment(services[name]) for name in ("gateway", "worker"))
+    assert gateway.pop("JOB_WORKERS") == "0"
+    assert int(worker.pop("JOB_WORKERS")) >= 1
+    assert gateway == worker  # one bucket, one database, one transcoder, the same limits
 
 
 # --- host names and ports -------------------------------------------------------------------------
@@ -157,7 +167,7 @@ def test_every_url_names_a_service_and_a_port_it_provides(
     assert checked >= 4  # database twice, S3, transcoder
 
 
-@pytest.mark.parametrize("name", ["transcoder", "gateway"])
+@pytest.mark.parametrize("name", ["transcoder", "gateway", "worker"])
 def test_server_listens_on_every_interface_at_its_exposed_port(
     services: dict[str, dict[str, Any]], name: str
 ) -> None:

@@ -1,0 +1,210 @@
+"""Job workers: claim a job, convert its upload, record the outcome; renew the lease meanwhile.
+
+A worker runs in the gateway process (``JOB_WORKERS``, the embedded default) or in the worker
+tier (``gateway.worker``); any number of either share one queue. A worker that dies mid-job
+stops renewing its lease; once it lapses another worker runs the job again from the start, and
+``conversion.convert`` makes that second run produce the same single record.
+"""
+
+import logging
+import os
+import random
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
+from typing import TYPE_CHECKING
+
+import anyio
+import anyio.to_thread
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.conversion import Conversion, convert
+from gateway.errors import UploadExpired
+from gateway.jobs import queue
+from gateway.models import Job, Upload, UploadChunk
+from gateway.models.base import utc_now
+from gateway.storage import ObjectMissing
+from gateway.uploads import sweeper
+from gateway.uploads.store import StoredUpload, delete_upload
+from servicekit.errors import DependencyUnavailable, ServiceError
+from servicekit.logs import request_id_var
+
+if TYPE_CHECKING:
+    from gateway.deps import Resources
+
+logger = logging.getLogger(__name__)
+
+# Progress and lease are written at most this often (and the lease at least every third of it).
+HEARTBEAT_SECONDS = 0.5
+_RETRY_BASE_SECONDS = 2.0
+_SWEEP_EVERY_SECONDS = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Work:
+    job: Job
+    upload: Upload
+    pieces: list[UploadChunk]
+
+
+def _load(session: Session, job: Job) -> _Work | None:
+    upload = session.get(Upload, job.upload_id)
+    if upload is None:
+        return None
+    pieces = list(
+        session.scalars(
+            select(UploadChunk)
+            .where(UploadChunk.upload_id == upload.id)
+            .order_by(UploadChunk.offset)
+        )
+    )
+    return _Work(job, upload, pieces)
+
+
+class Worker:
+    """One worker: one job at a time."""
+
+    def __init__(self, resources: "Resources", name: str) -> None:
+        self.resources = resources
+        self.name = name
+
+    async def run(self) -> None:
+        """Claim and run jobs until cancelled; an idle worker polls every ``JOB_POLL_SECONDS``."""
+        settings = self.resources.settings
+        next_sweep = 0.0
+        while True:
+            try:
+                if anyio.current_time() >= next_sweep:
+                    next_sweep = anyio.current_time() + _SWEEP_EVERY_SECONDS
+                    await sweeper.sweep(self.resources.database, self.resources.store)
+                job = await self.resources.database.run(
+                    lambda session: queue.claim(
+                        session, worker=self.name, lease_seconds=settings.job_lease_seconds
+                    )
+                )
+            except DependencyUnavailable:
+                logger.warning("Worker %s: the database is unavailable", self.name)
+                job = None
+            if job is None:
+                await anyio.sleep(settings.job_poll_seconds)
+                continue
+            await self.run_job(job)
+
+    async def run_job(self, job: Job) -> None:
+        claim = queue.Claim(job.id, job.attempts, self.name)
+        token = request_id_var.set(f"job-{job.id.hex[:12]}-{job.attempts}")
+        try:
+            await self._run(job, claim)
+        except Exception:
+            # A bug: fail the job (retrying would only hit it again), keep the worker.
+            logger.exception("Job %s: unexpected error", job.id)
+            await self._finish_failed(claim, ServiceError("An unexpected error occurred."))
+        except BaseException:
+            # Cancelled (the process stops): give the job back, so another worker takes it now.
+            with anyio.CancelScope(shield=True), suppress(DependencyUnavailable):
+                # (If the database is down too, the lease lapses instead.)
+                await self.resources.database.run(
+                    lambda session: queue.release(session, claim=claim)
+                )
+            raise
+        finally:
+            request_id_var.reset(token)
+
+    async def _run(self, job: Job, claim: queue.Claim) -> None:
+        resources = self.resources
+        database, settings = resources.database, resources.settings
+        work = await database.run(lambda session: _load(session, job))
+        if work is None:
+            await self._finish_failed(claim, UploadExpired())
+            return
+        source = StoredUpload(resources.store, work.pieces)
+        total = max(1, source.size)
+        sent = 0
+
+        def on_progress(count: int) -> None:
+            nonlocal sent
+            sent = count
+
+        async def heartbeat() -> None:
+            while True:
+                await anyio.sleep(HEARTBEAT_SECONDS)
+                # Short of 1.0 until the record exists: the end of the WAV is not the end.
+                progress = min(0.99, sent / total)
+                await database.run(
+                    partial(
+                        queue.heartbeat,
+                        claim=claim,
+                        progress=progress,
+                        lease_seconds=settings.job_lease_seconds,
+                    )
+                )
+
+        conversion = Conversion(job.record_id, job.user_id, work.upload.filename)
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(heartbeat)
+                await convert(
+                    source,
+                    conversion,
+                    database=database,
+                    store=resources.store,
+                    transcoder=resources.transcoder,
+                    max_duration_seconds=settings.max_duration_seconds,
+                    request_id=request_id_var.get(),
+                    on_progress=on_progress,
+                )
+                group.cancel_scope.cancel()
+        except ObjectMissing:
+            await self._finish_failed(claim, UploadExpired())
+            return
+        except DependencyUnavailable as error:
+            if job.attempts >= settings.job_max_attempts:
+                await self._finish_failed(claim, error)
+                return
+            delay = _RETRY_BASE_SECONDS * 2 ** (job.attempts - 1) * random.uniform(0.8, 1.2)  # noqa: S311
+            logger.warning("Job %s: %s; retrying in %.1f s", job.id, error.detail, delay)
+            after = utc_now() + timedelta(seconds=delay)
+            await database.run(
+                partial(queue.retry_later, claim=claim, after=after, error=error.problem())
+            )
+            return
+        except ServiceError as error:
+            await self._finish_failed(claim, error)
+            return
+        await database.run(lambda session: queue.succeed(session, claim=claim))
+        # The bytes are no longer needed; the upload row stays for HEAD until it expires.
+        try:
+            await anyio.to_thread.run_sync(delete_upload, resources.store, work.upload.id)
+        except DependencyUnavailable:
+            logger.warning("Job %s: its upload's chunks wait for the sweeper", job.id)
+
+    async def _finish_failed(self, claim: queue.Claim, error: ServiceError) -> None:
+        logger.info("Job %s failed: %s", claim.job_id, error.detail)
+        await self.resources.database.run(
+            lambda session: queue.fail(session, claim=claim, error=error.problem())
+        )
+
+
+def worker_names(count: int) -> list[str]:
+    base = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    return [f"{base}:{index}" for index in range(count)]
+
+
+@asynccontextmanager
+async def running_workers(resources: "Resources", count: int) -> AsyncIterator[None]:
+    """``count`` workers run while the block runs; cancelled (their jobs given back) at its end."""
+    if count == 0:
+        yield
+        return
+    async with anyio.create_task_group() as group:
+        for name in worker_names(count):
+            group.start_soon(Worker(resources, name).run)
+        try:
+            yield
+        finally:
+            group.cancel_scope.cancel()

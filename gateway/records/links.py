@@ -1,0 +1,28 @@
+"""The public form of a record: its absolute download link and the fields every answer shows."""
+
+from fastapi import Request
+
+from gateway.config import Settings
+from gateway.models import Record
+from gateway.records.schemas import RecordOut
+
+
+def public_base_url(request: Request, settings: Settings) -> str:
+    """``PUBLIC_BASE_URL`` when set, else the scheme, host and port the client addressed."""
+    return settings.public_base_url or str(request.base_url).rstrip("/")
+
+
+def record_url(request: Request, settings: Settings, record: Record) -> str:
+    """The absolute download link (no token: the ids are the capability)."""
+    return f"{public_base_url(request, settings)}/record?id={record.id}&user={record.user_id}"
+
+
+def record_out(request: Request, settings: Settings, record: Record) -> RecordOut:
+    return RecordOut(
+        id=record.id,
+        user=record.user_id,
+        url=record_url(request, settings, record),
+        duration_seconds=record.duration_seconds,
+        size_bytes=record.size_bytes,
+        content_type=record.content_type,
+    )
