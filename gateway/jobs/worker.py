@@ -11,12 +11,12 @@ import os
 import random
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from gateway.deps import Resources
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # Progress and lease are written at most this often (and the lease at least every third of it).
 HEARTBEAT_SECONDS = 0.5
@@ -135,20 +137,21 @@ class Worker:
                 await anyio.sleep(HEARTBEAT_SECONDS)
                 # Short of 1.0 until the record exists: the end of the WAV is not the end.
                 progress = min(0.99, sent / total)
-                await database.run(
-                    partial(
-                        queue.heartbeat,
-                        claim=claim,
-                        progress=progress,
-                        lease_seconds=settings.job_lease_seconds,
+                with suppress(DependencyUnavailable):  # the next beat tries again
+                    await database.run(
+                        partial(
+                            queue.heartbeat,
+                            claim=claim,
+                            progress=progress,
+                            lease_seconds=settings.job_lease_seconds,
+                        )
                     )
-                )
 
         conversion = Conversion(job.record_id, job.user_id, work.upload.filename)
         try:
-            async with anyio.create_task_group() as group:
-                group.start_soon(heartbeat)
-                await convert(
+            await _beside(
+                heartbeat,
+                convert(
                     source,
                     conversion,
                     database=database,
@@ -157,8 +160,8 @@ class Worker:
                     max_duration_seconds=settings.max_duration_seconds,
                     request_id=request_id_var.get(),
                     on_progress=on_progress,
-                )
-                group.cancel_scope.cancel()
+                ),
+            )
         except ObjectMissing:
             await self._finish_failed(claim, UploadExpired())
             return
@@ -188,6 +191,24 @@ class Worker:
         await self.resources.database.run(
             lambda session: queue.fail(session, claim=claim, error=error.problem())
         )
+
+
+async def _beside(beat: Callable[[], Coroutine[Any, Any, None]], work: Awaitable[T]) -> T:
+    """Await ``work`` while ``beat`` runs beside it; ``work``'s own exception comes out as it is
+    (not wrapped in an exception group)."""
+    outcome: list[T] = []
+    failure: list[Exception] = []
+    async with anyio.create_task_group() as group:
+        group.start_soon(beat)
+        try:
+            outcome.append(await work)
+        except Exception as error:
+            failure.append(error)
+        finally:
+            group.cancel_scope.cancel()
+    if failure:
+        raise failure[0]
+    return outcome[0]
 
 
 def worker_names(count: int) -> list[str]:
