@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     job_max_attempts: Annotated[int, Field(ge=1)] = 5
     # A tus upload not finished within this (from its last byte received) is removed.
     upload_expires_seconds: Annotated[float, Field(gt=0)] = 24 * 3600
+    # Fair use: a user's synchronous uploads and jobs running at once; one more is 429.
+    max_uploads_in_flight_per_user: Annotated[int, Field(ge=1)] = 4
+    # Fair use: bytes of MP3s one user may store (unset: no limit); past it an upload is 413.
+    user_quota_bytes: Annotated[int | None, Field(gt=0)] = None
     # Origins whose browser pages may call the API (CORS); none by default. JSON or a
     # comma-separated list, e.g. https://app.example,https://admin.example.
     cors_allow_origins: Annotated[list[str], NoDecode] = []

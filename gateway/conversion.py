@@ -16,9 +16,11 @@ from urllib.parse import quote
 
 import anyio
 import anyio.to_thread
+from sqlalchemy.orm import Session
 
 from gateway import repositories
 from gateway.db import Database
+from gateway.fair_use import check_quota
 from gateway.models import Record
 from gateway.storage import ObjectStore, recording_key
 from gateway.tempfiles import temporary_directory
@@ -98,11 +100,15 @@ async def convert(
     transcoder: TranscoderClient,
     max_duration_seconds: float,
     request_id: str,
+    quota_bytes: int | None = None,
     on_progress: Callable[[int], None] | None = None,
+    also: Callable[[Session, Record], None] | None = None,
 ) -> Record:
     """Convert, store the object, then insert the row (once); on failure, nothing remains.
 
+    ``quota_bytes``: the user's quota of stored MP3s, checked with the insert (413).
     ``on_progress(bytes)`` is told how much of the WAV the transcoder has taken so far.
+    ``also(session, record)`` runs in the insert's transaction (an idempotency key's answer).
     """
     async with temporary_directory("riffle-mp3-") as workdir:
         mp3 = await transcoder.transcode(
@@ -134,9 +140,7 @@ async def convert(
             )
         )
     try:
-        return await database.run(
-            lambda session: repositories.add_record_once(session, record=record)
-        )
+        return await database.run(lambda session: _insert(session, record, quota_bytes, also))
     except BaseException:
         # The row is the commit point: without it the object must not stay behind.
         with anyio.CancelScope(shield=True):
@@ -147,3 +151,18 @@ async def convert(
                     "Orphan object %s left behind; reconcile finds it", record.object_key
                 )
         raise
+
+
+def _insert(
+    session: Session,
+    record: Record,
+    quota_bytes: int | None,
+    also: Callable[[Session, Record], None] | None,
+) -> Record:
+    existing = session.get(Record, record.id)
+    if existing is None:
+        check_quota(session, record.user_id, quota_bytes, record.size_bytes)
+    stored = repositories.add_record_once(session, record=record)
+    if also is not None:
+        also(session, stored)
+    return stored

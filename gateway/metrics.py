@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 TRANSCODE_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 UPLOAD_ROUTE = ("POST", "/record")
+# Problem type -> the fair-use limit it reports (gateway.fair_use).
+FAIR_USE_LIMITS = {"too-many-uploads": "in_flight", "quota-exceeded": "quota"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +38,7 @@ class Metrics:
     uploads_rejected: Counter
     dependency_errors: Counter
     dependency_up: Gauge
+    fair_use_refusals: Counter
 
     @classmethod
     def create(cls) -> "Metrics":
@@ -77,12 +80,20 @@ class Metrics:
                 ["dependency"],
                 registry=registry,
             ),
+            fair_use_refusals=Counter(
+                "riffle_fair_use_refusals",
+                "Uploads refused by fair use: too many in flight (429) or the quota (413).",
+                ["limit"],
+                registry=registry,
+            ),
         )
 
     def observe_problem(self, request: Request, status: int, slug: str, error: Exception) -> None:
         """Count a problem answer: a rejected upload, a dependency that failed (``ProblemHook``)."""
         if isinstance(error, DependencyUnavailable):
             self.dependency_errors.labels(error.kind).inc()
+        if slug in FAIR_USE_LIMITS:
+            self.fair_use_refusals.labels(FAIR_USE_LIMITS[slug]).inc()
         if (request.method, route_template(request.scope)) == UPLOAD_ROUTE:
             self.uploads_rejected.labels(str(status), slug).inc()
 

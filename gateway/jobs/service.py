@@ -2,6 +2,7 @@
 one transaction; a job is read by its owner only."""
 
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 
 import anyio
@@ -46,6 +47,7 @@ async def submit_file(
     database: Database,
     store: ObjectStore,
     expires_seconds: float,
+    also: Callable[[Session, Job], None] | None = None,
 ) -> Job:
     """Store the spooled WAV as a one-chunk upload and queue its job; nothing is left if that
     fails."""
@@ -65,7 +67,10 @@ async def submit_file(
         )
         session.add(upload)
         session.add(UploadChunk(upload_id=upload_id, offset=0, size=source.size, key=key))
-        return queue.submit(session, job=new_job(upload, conversion))
+        job = queue.submit(session, job=new_job(upload, conversion))
+        if also is not None:
+            also(session, job)
+        return job
 
     try:
         return await database.run(work)

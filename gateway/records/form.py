@@ -1,5 +1,6 @@
 """Reads the multipart upload as it streams in: the file goes to disk, never whole into memory."""
 
+import hashlib
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ class UploadedFile:
     path: Path
     filename: str
     size: int
+    sha256: str = ""  # of the bytes, when the caller asked for it (``digest=True``)
 
 
 @dataclass(slots=True)
@@ -44,8 +46,9 @@ class _Part:
 class _FormReader:
     """python-multipart callbacks; file bytes collect in ``pending`` until flushed to disk."""
 
-    def __init__(self, spool: BinaryIO, path: Path, max_file_bytes: int) -> None:
+    def __init__(self, spool: BinaryIO, path: Path, max_file_bytes: int, digest: bool) -> None:
         self.spool, self.path, self.max_file_bytes = spool, path, max_file_bytes
+        self.digest = hashlib.sha256() if digest else None
         self.fields: dict[str, str] = {}
         self.file: UploadedFile | None = None
         self.pending = bytearray()
@@ -96,6 +99,8 @@ class _FormReader:
                     f"The file is larger than the limit of {self.max_file_bytes} bytes."
                 )
             self.pending += data[start:end]
+            if self.digest is not None:
+                self.digest.update(data[start:end])
             return
         self._part.value += data[start:end]
         if len(self._part.value) > MAX_FIELD_BYTES:
@@ -110,6 +115,8 @@ class _FormReader:
 
     def on_end(self) -> None:
         self.finished = True
+        if self.file is not None and self.digest is not None:
+            self.file.sha256 = self.digest.hexdigest()
 
     async def flush(self) -> None:
         if self.pending:
@@ -125,6 +132,7 @@ async def read_upload_form(
     max_file_bytes: int,
     timeout_seconds: float = math.inf,
     before_file: Callable[[dict[str, str]], Awaitable[None]] | None = None,
+    digest: bool = False,
 ) -> UploadForm:
     """Parse ``multipart/form-data``; the ``file`` part is written to a file in ``spool_dir``.
 
@@ -132,7 +140,8 @@ async def read_upload_form(
     and ``InvalidInput`` for anything that is not a well-formed form; ``UploadTimeout`` when the
     body has not fully arrived within ``timeout_seconds``. ``before_file(fields)`` runs when the
     file part begins, before any of its bytes reach the disk, with the fields that came before
-    it; what it raises is answered before the rest is read. The caller owns ``spool_dir``.
+    it; what it raises is answered before the rest is read. ``digest``: also take the file's
+    SHA-256 as it streams (an idempotency key's fingerprint). The caller owns ``spool_dir``.
     """
     media_type, options = parse_options_header(content_type)
     boundary = options.get(b"boundary")
@@ -141,7 +150,7 @@ async def read_upload_form(
     path = spool_dir / "upload.wav"
     spool = await anyio.to_thread.run_sync(_create, path)
     with spool:
-        reader = _FormReader(spool, path, max_file_bytes)
+        reader = _FormReader(spool, path, max_file_bytes, digest)
         parser = MultipartParser(
             boundary,
             {

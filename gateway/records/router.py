@@ -1,10 +1,13 @@
 import uuid
+from contextlib import AsyncExitStack
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import JSONResponse, StreamingResponse
+from sqlalchemy.orm import Session
 from starlette.requests import ClientDisconnect
 
+from gateway import idempotency
 from gateway.config import Settings
 from gateway.conversion import Conversion, FileSource, check_is_wav, convert
 from gateway.db import Database
@@ -26,10 +29,13 @@ from gateway.errors import (
     UploadTimeout,
     UploadTooLarge,
 )
+from gateway.fair_use import QuotaExceeded, TooManyUploads, upload_slot
 from gateway.jobs import service as jobs_service
 from gateway.jobs.links import job_out, job_url
 from gateway.jobs.schemas import JobOut
+from gateway.metrics import Metrics
 from gateway.middleware import USER_ID_STATE, request_id_var
+from gateway.models import Job, Record
 from gateway.openapi import TOKEN_SECURITY, problem_responses
 from gateway.records import delivery, docs, service
 from gateway.records.form import FILE_FIELD, UploadedFile, read_upload_form
@@ -37,6 +43,7 @@ from gateway.records.links import record_out
 from gateway.records.schemas import RecordItem, RecordOut, RecordPage
 from gateway.storage import ObjectStore
 from gateway.tempfiles import disk_full_is_507, temporary_directory
+from gateway.transcoder_client import TranscoderClient
 from gateway.users.service import check_credentials
 from servicekit.errors import (
     AudioTooLong,
@@ -96,6 +103,10 @@ FORM_OVERHEAD_BYTES = 64 * 1024
             AudioTooLong,
             TranscodeTimeout,
             InsufficientStorage,
+            TooManyUploads,
+            QuotaExceeded,
+            idempotency.KeyInUse,
+            idempotency.KeyReused,
         ),
     },
 )
@@ -106,7 +117,7 @@ async def add_record(
     store: StoreDep,
     transcoder: TranscoderDep,
     metrics: MetricsDep,
-) -> JSONResponse:
+) -> Response:
     """Convert the uploaded WAV to MP3 and store it; the answer carries the download link."""
     declared = request.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > settings.max_upload_bytes + FORM_OVERHEAD_BYTES:
@@ -114,19 +125,11 @@ async def add_record(
             f"The upload is larger than the limit of {settings.max_upload_bytes} bytes.",
             headers={"Connection": "close"},  # do not read the body we refuse
         )
-    header_token = bearer_token(request)
-    checked: list[uuid.UUID] = []
-
-    async def credentials_before_the_file(fields: dict[str, str]) -> None:
-        # As curl, browsers and the examples send them: refuse a stranger before the bytes.
-        token = header_token or fields.get("token")
-        if "user" in fields and token is not None:
-            user_id = _form_user_id(fields["user"])
-            await check_credentials(database, user_id=user_id, token=token)
-            checked.append(user_id)
-
-    with disk_full_is_507():
-        async with temporary_directory("riffle-upload-") as spool_dir:
+    key = idempotency.key_of(request)
+    async with AsyncExitStack() as held:
+        admission = _Admission(request, settings, database, held)
+        with disk_full_is_507():
+            spool_dir = await held.enter_async_context(temporary_directory("riffle-upload-"))
             try:
                 form = await read_upload_form(
                     request.headers.get("Content-Type", ""),
@@ -134,36 +137,124 @@ async def add_record(
                     spool_dir=spool_dir,
                     max_file_bytes=settings.max_upload_bytes,
                     timeout_seconds=settings.upload_timeout_seconds,
-                    before_file=credentials_before_the_file,
+                    before_file=admission.before_the_file,
+                    digest=key is not None,
                 )
             except ClientDisconnect:
                 raise InvalidInput(
                     "The client disconnected before the upload was complete."
                 ) from None
-            user_id = _form_user_id(form.fields.get("user"))
+            _form_user_id(form.fields.get("user"))  # 422s first, in the order of the fields
             source = _form_file(form.file)
-            setattr(request.state, USER_ID_STATE, user_id)  # for the access log
-            if user_id not in checked:
-                token = header_token or form.fields.get("token")
-                await check_credentials(database, user_id=user_id, token=token)
+            user_id = await admission.admit(form.fields)
             await check_is_wav(source)
             target = Conversion(uuid.uuid4(), user_id, form.file.filename if form.file else "")
-            if respond_async(request):
-                return await _submit_job(request, settings, database, store, source, target)
-            record = await convert(
-                source,
-                target,
-                database=database,
-                store=store,
-                transcoder=transcoder,
-                max_duration_seconds=settings.max_duration_seconds,
-                request_id=request_id_var.get(),
+            claimed: idempotency.Claimed | None = None
+            if key is not None:
+                fields = {name: value for name, value in form.fields.items() if name != "token"}
+                fields["prefer-async"] = str(respond_async(request))
+                answer = await idempotency.claim(
+                    database,
+                    user_id=user_id,
+                    key=key,
+                    fingerprint=idempotency.fingerprint(
+                        "POST /record", fields, form.file.sha256 if form.file else ""
+                    ),
+                    stale_after_seconds=settings.upload_timeout_seconds
+                    + settings.transcode_timeout_seconds,
+                )
+                if isinstance(answer, Response):
+                    return answer
+                claimed = answer
+            try:
+                if respond_async(request):
+                    return await _submit_job(
+                        request, settings, database, store, source, target, claimed
+                    )
+                return await _convert(
+                    request, settings, database, store, transcoder, metrics, source, target, claimed
+                )
+            except BaseException:
+                if claimed is not None:
+                    await idempotency.give_back(database, claimed)
+                raise
+
+
+class _Admission:
+    """Who the upload is for, checked once: as soon as the fields before the file allow (a
+    stranger is refused before the bytes, as curl, browsers and the examples send them), else
+    once the form is read. Admitted uploads hold one of the user's fair-use slots."""
+
+    def __init__(
+        self, request: Request, settings: Settings, database: Database, held: AsyncExitStack
+    ) -> None:
+        self.request, self.settings, self.database, self.held = request, settings, database, held
+        self.header_token = bearer_token(request)
+        self.admitted: uuid.UUID | None = None
+
+    async def before_the_file(self, fields: dict[str, str]) -> None:
+        token = self.header_token or fields.get("token")
+        if "user" in fields and token is not None:
+            await self._admit(_form_user_id(fields["user"]), token)
+
+    async def admit(self, fields: dict[str, str]) -> uuid.UUID:
+        user_id = _form_user_id(fields.get("user"))
+        setattr(self.request.state, USER_ID_STATE, user_id)  # for the access log
+        if self.admitted != user_id:
+            await self._admit(user_id, self.header_token or fields.get("token"))
+        return user_id
+
+    async def _admit(self, user_id: uuid.UUID, token: str | None) -> None:
+        await check_credentials(self.database, user_id=user_id, token=token)
+        settings = self.settings
+        await self.held.enter_async_context(
+            upload_slot(
+                self.database,
+                user_id=user_id,
+                limit=settings.max_uploads_in_flight_per_user,
+                lifetime_seconds=settings.upload_timeout_seconds
+                + settings.transcode_timeout_seconds,
+                quota_bytes=settings.user_quota_bytes,
             )
-    metrics.stored_bytes.inc(record.size_bytes)
+        )
+        self.admitted = user_id
+
+
+def _created(request: Request, settings: Settings, record: Record) -> JSONResponse:
     body = record_out(request, settings, record)
     return JSONResponse(
         body.model_dump(mode="json"), status_code=201, headers={"Location": body.url}
     )
+
+
+async def _convert(
+    request: Request,
+    settings: Settings,
+    database: Database,
+    store: ObjectStore,
+    transcoder: TranscoderClient,
+    metrics: Metrics,
+    source: FileSource,
+    target: Conversion,
+    claimed: idempotency.Claimed | None,
+) -> JSONResponse:
+    def answered(session: Session, record: Record) -> None:
+        if claimed is not None:
+            claimed.record(session, _created(request, settings, record))
+
+    record = await convert(
+        source,
+        target,
+        database=database,
+        store=store,
+        transcoder=transcoder,
+        max_duration_seconds=settings.max_duration_seconds,
+        request_id=request_id_var.get(),
+        quota_bytes=settings.user_quota_bytes,
+        also=answered,
+    )
+    metrics.stored_bytes.inc(record.size_bytes)
+    return _created(request, settings, record)
 
 
 def _form_user_id(value: str | None) -> uuid.UUID:
@@ -197,24 +288,33 @@ async def _submit_job(
     store: ObjectStore,
     source: FileSource,
     target: Conversion,
+    claimed: idempotency.Claimed | None,
 ) -> JSONResponse:
     await jobs_service.check_header(source, max_duration_seconds=settings.max_duration_seconds)
+
+    def accepted(job: Job) -> JSONResponse:
+        return JSONResponse(
+            job_out(request, settings, job, None).model_dump(mode="json"),
+            status_code=202,
+            headers={
+                "Location": job_url(request, settings, job.id),
+                "Preference-Applied": "respond-async",
+            },
+        )
+
+    def answered(session: Session, job: Job) -> None:
+        if claimed is not None:
+            claimed.record(session, accepted(job))
+
     job = await jobs_service.submit_file(
         source,
         target,
         database=database,
         store=store,
         expires_seconds=settings.upload_expires_seconds,
+        also=answered,
     )
-    body = job_out(request, settings, job, None)
-    return JSONResponse(
-        body.model_dump(mode="json"),
-        status_code=202,
-        headers={
-            "Location": job_url(request, settings, job.id),
-            "Preference-Applied": "respond-async",
-        },
-    )
+    return accepted(job)
 
 
 def _missing(field: str, msg: str) -> InvalidInput:

@@ -10,14 +10,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi import Path as PathParameter
+from sqlalchemy.orm import Session
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway import idempotency
 from gateway.config import Settings
 from gateway.conversion import clean_filename
 from gateway.db import Database
 from gateway.deps import DatabaseDep, SettingsDep, StoreDep, TokenUser, bearer_token
 from gateway.errors import InvalidCredentials, UploadExpired, UploadNotFound, UploadTooLarge
+from gateway.fair_use import TooManyUploads
 from gateway.jobs.links import job_url
 from gateway.models import Upload
 from gateway.openapi import TOKEN_SECURITY, problem_responses
@@ -147,7 +150,14 @@ async def tus_options(settings: SettingsDep) -> Response:
     responses={
         201: {"description": "Created: `Location`, `Upload-Expires` (and `Upload-Offset`)."},
         **_RESPONSES,
-        **problem_responses(UploadTooLarge, NotAWav, TusRequestInvalid),
+        **problem_responses(
+            UploadTooLarge,
+            NotAWav,
+            TusRequestInvalid,
+            TooManyUploads,
+            idempotency.KeyInUse,
+            idempotency.KeyReused,
+        ),
     },
 )
 async def create_upload(
@@ -167,21 +177,54 @@ async def create_upload(
     metadata = parse_metadata(header)
     user_id = _owner(metadata.get("user"))
     await check_credentials(database, user_id=user_id, token=bearer_token(request))
-    upload = await service.create(
-        database,
-        user_id=user_id,
-        length=length,
-        metadata_header=header,
-        filename=clean_filename(metadata.get("filename", "")),
-        options={k: v for k, v in metadata.items() if k not in ("user", "filename")},
-        expires_seconds=settings.upload_expires_seconds,
-    )
-    location = f"{public_base_url(request, settings)}{PATH}/{upload.id}"
-    headers = {"Location": location, "Upload-Expires": http_date(upload.expires_at)}
+    claimed: idempotency.Claimed | None = None
+    if (key := idempotency.key_of(request)) is not None:
+        # The same request: the same length and metadata (tus sends nothing else that counts).
+        answer = await idempotency.claim(
+            database,
+            user_id=user_id,
+            key=key,
+            fingerprint=idempotency.fingerprint(
+                "POST /uploads/", {**metadata, "upload-length": str(length)}
+            ),
+            stale_after_seconds=settings.upload_timeout_seconds,
+        )
+        if isinstance(answer, Response):
+            return answer
+        claimed = answer
+
+    def created(upload: Upload) -> Response:
+        location = f"{public_base_url(request, settings)}{PATH}/{upload.id}"
+        return Response(
+            status_code=201,
+            headers={"Location": location, "Upload-Expires": http_date(upload.expires_at)},
+        )
+
+    def answered(session: Session, upload: Upload) -> None:
+        if claimed is not None:
+            claimed.record(session, created(upload))
+
+    try:
+        upload = await service.create(
+            database,
+            user_id=user_id,
+            length=length,
+            metadata_header=header,
+            filename=clean_filename(metadata.get("filename", "")),
+            options={k: v for k, v in metadata.items() if k not in ("user", "filename")},
+            expires_seconds=settings.upload_expires_seconds,
+            max_in_flight=settings.max_uploads_in_flight_per_user,
+            also=answered,
+        )
+    except BaseException:
+        if claimed is not None:
+            await idempotency.give_back(database, claimed)
+        raise
+    response = created(upload)
     if request.headers.get("Content-Type", "").startswith(CONTENT_TYPE):
         appended = await _append(request, settings, database, store, upload, offset=0)
-        headers |= _progress_headers(request, settings, appended)
-    return Response(status_code=201, headers=headers)
+        response.headers.update(_progress_headers(request, settings, appended))
+    return response
 
 
 @router.head(

@@ -11,7 +11,7 @@ import base64
 import binascii
 import hashlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from gateway.conversion import Conversion
 from gateway.db import Database
 from gateway.errors import UploadExpired, UploadNotFound, UploadTooLarge
+from gateway.fair_use import check_admission
 from gateway.jobs import queue
 from gateway.jobs.service import new_job
 from gateway.models import Job, Upload, UploadChunk
@@ -86,7 +87,11 @@ async def create(
     filename: str,
     options: dict[str, str],
     expires_seconds: float,
+    max_in_flight: int,
+    also: Callable[[Session, Upload], None] | None = None,
 ) -> Upload:
+    """A new upload of ``length`` bytes (429 when the user has ``max_in_flight`` uploads or
+    jobs running); ``also(session, upload)`` runs in the same transaction."""
     if length < wav.MAGIC_BYTES:
         raise NotAWav(f"{length} bytes cannot hold a WAV header; nothing was kept.")
     upload = Upload(
@@ -101,8 +106,11 @@ async def create(
     )
 
     def work(session: Session) -> Upload:
+        check_admission(session, user_id, max_in_flight)
         session.add(upload)
         session.flush()
+        if also is not None:
+            also(session, upload)
         return upload
 
     return await database.run(work)
