@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, delete, select, tuple_
 from sqlalchemy.orm import Session
 
-from gateway.models import Record, User
+from gateway.models import Record, UploadChunk, User
 
 
 def add_user(session: Session, *, user: User) -> User:
@@ -79,3 +79,14 @@ def object_keys_after(session: Session, *, after: str, limit: int) -> list[tuple
 
 def delete_records(session: Session, *, record_ids: list[uuid.UUID]) -> None:
     session.execute(delete(Record).where(Record.id.in_(record_ids)))
+
+
+def upload_chunks(session: Session, *, upload_id: uuid.UUID) -> list[UploadChunk]:
+    """An upload's committed chunks, in order of offset."""
+    return list(
+        session.scalars(
+            select(UploadChunk)
+            .where(UploadChunk.upload_id == upload_id)
+            .order_by(UploadChunk.offset)
+        )
+    )

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.to_thread
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway import repositories
 from gateway.conversion import Conversion, convert
 from gateway.errors import UploadExpired
 from gateway.jobs import queue
@@ -58,14 +58,7 @@ def _load(session: Session, job: Job) -> _Work | None:
     upload = session.get(Upload, job.upload_id)
     if upload is None:
         return None
-    pieces = list(
-        session.scalars(
-            select(UploadChunk)
-            .where(UploadChunk.upload_id == upload.id)
-            .order_by(UploadChunk.offset)
-        )
-    )
-    return _Work(job, upload, pieces)
+    return _Work(job, upload, repositories.upload_chunks(session, upload_id=upload.id))
 
 
 class Worker:

@@ -21,6 +21,7 @@ import anyio.to_thread
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from gateway import repositories
 from gateway.conversion import Conversion
 from gateway.db import Database
 from gateway.errors import UploadExpired, UploadNotFound, UploadTooLarge
@@ -216,23 +217,15 @@ async def _stored_prefix(database: Database, store: ObjectStore, upload: Upload)
     """The upload's first bytes already committed (fewer than 12, read for the WAV check)."""
     if upload.offset == 0:
         return b""
-    pieces = await database.run(lambda session: _chunks(session, upload.id))
+    pieces = await database.run(
+        lambda session: repositories.upload_chunks(session, upload_id=upload.id)
+    )
     prefix = bytearray()
     async for chunk in StoredUpload(store, pieces).chunks():
         prefix += chunk
         if len(prefix) >= wav.MAGIC_BYTES:
             break
     return bytes(prefix)
-
-
-def _chunks(session: Session, upload_id: uuid.UUID) -> list[UploadChunk]:
-    return list(
-        session.scalars(
-            select(UploadChunk)
-            .where(UploadChunk.upload_id == upload_id)
-            .order_by(UploadChunk.offset)
-        )
-    )
 
 
 def _commit(
@@ -250,7 +243,6 @@ def _commit(
     session.add(UploadChunk(upload_id=upload.id, offset=offset, size=size, key=key))
     updated = session.get(Upload, upload.id)
     assert updated is not None
-    session.refresh(updated)
     job = None
     if updated.complete:
         conversion = Conversion(uuid.uuid4(), updated.user_id, updated.filename)
