@@ -6,11 +6,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.gateway.test_upload import new_user
-from tests.live import free_port
-from tests.ops.conftest import OpsGateway
+from testkit.api import new_user
+from testkit.gateways import OpsGateway
+from testkit.live import free_port
+from testkit.wavcorpus import pcm
 from tests.ops.scrape import scrape, value
-from tests.wavcorpus import pcm
 
 LIST_ROUTE = "/users/{user_id}/records"
 
