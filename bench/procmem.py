@@ -93,7 +93,3 @@ class Sampler:
                 table = _stat_table()
                 for window in windows:
                     window.add(table)
-
-
-def current_tree_mb(root: int) -> float:
-    return round(tree_rss(root, _stat_table()) / MB, 1)
