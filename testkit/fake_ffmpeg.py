@@ -16,7 +16,11 @@ time.sleep(120)
 
 
 def fake_ffmpeg(path: Path, source: str) -> Path:
-    """An executable at ``path`` running the Python ``source`` with this interpreter."""
-    path.write_text(f"#!{sys.executable}\n{source}")
+    """An executable at ``path`` running the Python ``source`` with this interpreter.
+
+    Without ``site`` (``-S``, so ``source`` has the standard library only): it starts at once, and
+    no .pth hook runs in it (under ``make coverage``, coverage's would delay it past deadlines).
+    """
+    path.write_text(f"#!{sys.executable} -S\n{source}")
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
     return path
