@@ -4,8 +4,10 @@ UV_VERSION := 0.13.9
 UV := .tools/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
+# Running needs no dev tools: its own environment, synced without them (so `make test`'s is kept).
+RUN_VENV := .venv-run
 
-.PHONY: run test lint bench format fuzz audit clean
+.PHONY: run test coverage lint bench format fuzz audit clean
 
 # uv itself comes from PyPI into a private folder, so a machine with only Python needs nothing else.
 $(UV):
@@ -16,13 +18,27 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 	UV_PYTHON_DOWNLOADS=never $(UV) sync --locked --python $(PYTHON)
 	@touch $@
 
+$(RUN_VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	UV_PROJECT_ENVIRONMENT=$(RUN_VENV) UV_PYTHON_DOWNLOADS=never $(UV) sync --locked --no-dev --python $(PYTHON)
+	@touch $@
+
 ## run: the embedded default (SQLite + ./var/objects); PORT, TRANSCODER_PORT and every setting honoured
-run: $(VENV)/.synced
-	PATH="$(CURDIR)/$(BIN):$$PATH" infra/run-local.sh
+run: $(RUN_VENV)/.synced
+	PATH="$(CURDIR)/$(RUN_VENV)/bin:$$PATH" infra/run-local.sh
 
 ## test: the whole suite against real PostgreSQL, an S3 endpoint over HTTP and real ffmpeg
 test: $(VENV)/.synced
 	$(BIN)/python -m pytest
+
+## coverage: the suite under coverage (the live servers it starts included); line coverage of
+## gateway/, transcoder/ and servicekit/, then per file
+coverage: $(VENV)/.synced
+	rm -f .coverage .coverage.*
+	$(BIN)/python -m pytest --cov --cov-report=
+	@for package in gateway transcoder servicekit; do \
+		printf '%-11s %s%%\n' "$$package/" "$$($(BIN)/coverage report --include="$$package/*" --format=total)"; \
+	done
+	$(BIN)/coverage report --skip-covered --sort=cover
 
 ## lint: ruff (lint + format check) and mypy --strict
 lint: $(VENV)/.synced
@@ -53,4 +69,4 @@ format: $(VENV)/.synced
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(RUN_VENV) .tools .mypy_cache .ruff_cache .pytest_cache .coverage .coverage.*

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from tests.live import process_stats
+from testkit.procfs import process_stats
 
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 MB = 1024 * 1024
@@ -93,7 +93,3 @@ class Sampler:
                 table = _stat_table()
                 for window in windows:
                     window.add(table)
-
-
-def current_tree_mb(root: int) -> float:
-    return round(tree_rss(root, _stat_table()) / MB, 1)

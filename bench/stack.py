@@ -10,14 +10,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.fixtures.database import (
+from testkit.databases import (
     LOCAL_SERVER,
     embedded_server,
     local_server_answers,
     migrate,
     migrated_database,
 )
-from tests.live import LiveServer, free_port, launched
+from testkit.live import LiveServer, free_port, launched
 
 ROOT = Path(__file__).resolve().parents[1]
 S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}

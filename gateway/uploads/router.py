@@ -31,7 +31,7 @@ from gateway.tempfiles import disk_full_is_507, temporary_directory
 from gateway.uploads import service
 from gateway.uploads.store import CONTENT_TYPE
 from gateway.users.service import check_credentials
-from servicekit.errors import NotAWav, ServiceError
+from servicekit.errors import InvalidInput, NotAWav, ServiceError
 
 TUS_VERSION = "1.0.0"
 EXTENSIONS = "creation,creation-with-upload,termination,expiration,checksum"
@@ -157,6 +157,7 @@ async def tus_options(settings: SettingsDep) -> Response:
             TooManyUploads,
             idempotency.KeyInUse,
             idempotency.KeyReused,
+            InvalidInput,
         ),
     },
 )

@@ -14,8 +14,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from tests.compose import stack
-from tests.live import free_port, launched
+from testkit import compose as stack
+from testkit.live import free_port, launched
 
 # What a container has besides its compose environment: a PATH (ffmpeg, if the machine has one).
 _BASE_ENV = ("PATH", "TMPDIR", "LANG")

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.compose import stack
+from testkit import compose as stack
 
 UV = stack.ROOT / ".tools" / "bin" / "uv"
 TARGETS = ("gateway", "transcoder")

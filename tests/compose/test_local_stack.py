@@ -16,11 +16,12 @@ import httpx
 import pytest
 from sqlalchemy import make_url
 
-from tests.compose import launcher, stack
-from tests.fixtures.database import empty_database
-from tests.fixtures.storage import S3Endpoint
-from tests.live import free_port
-from tests.wavcorpus import pcm
+from testkit import compose as stack
+from testkit.databases import empty_database
+from testkit.live import free_port
+from testkit.s3 import S3Endpoint
+from testkit.wavcorpus import pcm
+from tests.compose import launcher
 
 
 @dataclass(frozen=True)

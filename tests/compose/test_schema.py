@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from tests.compose import stack
+from testkit import compose as stack
 
 
 @pytest.fixture(scope="module")

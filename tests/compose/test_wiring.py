@@ -9,7 +9,7 @@ from pydantic_settings import BaseSettings
 
 import gateway.config
 import transcoder.config
-from tests.compose import stack
+from testkit import compose as stack
 
 # Which settings class a service's command reads, by the package it runs.
 SETTINGS: dict[str, type[BaseSettings]] = {

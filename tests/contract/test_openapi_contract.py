@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 from schemathesis.core.result import Err
 
-from tests.fixtures.gateway import GatewayFactory
+from testkit.gateways import GatewayFactory
 
 # Bounded for the suite; `SCHEMATHESIS_MAX_EXAMPLES=2000 pytest tests/contract` for a long run.
 EXAMPLES_PER_OPERATION = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "50"))

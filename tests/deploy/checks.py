@@ -25,7 +25,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 import gateway.config
 import transcoder.config
-from tests.compose.stack import image_tag, option
+from testkit.compose import image_tag, option
 from tests.deploy.manifests import (
     LONG_RUNNING,
     Object,

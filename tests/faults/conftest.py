@@ -6,6 +6,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from testkit.databases import migrated_database, postgres_address, through_port
+from testkit.fake_ffmpeg import fake_ffmpeg
+from testkit.live import running
+from testkit.s3 import S3_CREDENTIALS, S3Endpoint
+from testkit.tcp_proxy import Address, TcpProxy
 from tests.faults.stack import (
     GATED_FFMPEG,
     GATEWAY_APP,
@@ -15,11 +20,6 @@ from tests.faults.stack import (
     start_transcoder,
     unique_bucket,
 )
-from tests.fixtures.database import migrated_database, postgres_address, through_port
-from tests.fixtures.storage import S3_CREDENTIALS, S3Endpoint
-from tests.fixtures.transcoder import fake_ffmpeg
-from tests.live import running
-from tests.tcp_proxy import Address, TcpProxy
 
 
 @pytest.fixture(scope="module")

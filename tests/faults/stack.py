@@ -16,10 +16,11 @@ from pathlib import Path
 import httpx
 from sqlalchemy import create_engine, text
 
-from tests.fixtures.storage import S3Endpoint
-from tests.live import LiveServer, child_pids, is_running, leftovers, running, wait_until
-from tests.tcp_proxy import TcpProxy
-from tests.wavcorpus import ffmpeg_exe
+from testkit.live import LiveServer, leftovers, running, wait_until
+from testkit.procfs import child_pids, is_running
+from testkit.s3 import S3Endpoint
+from testkit.tcp_proxy import TcpProxy
+from testkit.wavcorpus import ffmpeg_exe
 
 GATEWAY_APP = "gateway.main:create_app"
 

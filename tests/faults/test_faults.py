@@ -15,12 +15,13 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
+from testkit.fake_ffmpeg import HANGING_FFMPEG, fake_ffmpeg
+from testkit.live import leftovers, wait_until
+from testkit.problems import assert_problem
+from testkit.procfs import child_pids, is_running
+from testkit.s3 import S3_CREDENTIALS
+from testkit.wavcorpus import pcm
 from tests.faults.stack import Stack, kill
-from tests.fixtures.storage import S3_CREDENTIALS
-from tests.fixtures.transcoder import HANGING_FFMPEG, fake_ffmpeg
-from tests.live import child_pids, is_running, leftovers, wait_until
-from tests.problems import assert_problem
-from tests.wavcorpus import pcm
 
 WAV = pcm(0.3, 8000, 1)
 

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from tests import wavcorpus
+from testkit import wavcorpus
 
 SEED_BYTES = 512
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from servicekit import wav
 from servicekit.errors import ServiceError
-from tests import wavcorpus
+from testkit import wavcorpus
 from tests.fuzz.wav_target import check
 from transcoder import encoder
 

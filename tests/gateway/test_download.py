@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from tests.gateway.test_upload import new_user, upload
-from tests.problems import assert_problem
-from tests.wavcorpus import pcm
+from testkit.api import new_user, upload
+from testkit.problems import assert_problem
+from testkit.wavcorpus import pcm
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests import wavcorpus
-from tests.fixtures.gateway import Gateway, GatewayFactory
-from tests.gateway.test_upload import new_user, upload
-from tests.problems import assert_problem
+from testkit import wavcorpus
+from testkit.api import new_user, upload
+from testkit.gateways import Gateway, GatewayFactory
+from testkit.problems import assert_problem
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # pydub warns at import when no ffmpeg is on PATH
@@ -22,8 +22,8 @@ AudioSegment.converter = wavcorpus.ffmpeg_exe()
 
 
 @pytest.fixture(scope="module")
-def stack(start_gateway: GatewayFactory) -> Iterator[tuple[Gateway, httpx.Client]]:
-    with start_gateway("postgres+s3") as gateway, gateway.client() as client:
+def stack(in_process_gateway: GatewayFactory) -> Iterator[tuple[Gateway, httpx.Client]]:
+    with in_process_gateway("postgres+s3") as gateway, gateway.client() as client:
         yield gateway, client
 
 

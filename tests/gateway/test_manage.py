@@ -5,10 +5,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from tests.fixtures.gateway import Gateway
-from tests.gateway.test_upload import new_user, upload
-from tests.problems import assert_problem
-from tests.wavcorpus import pcm
+from testkit.api import new_user, upload
+from testkit.gateways import Gateway
+from testkit.problems import assert_problem
+from testkit.wavcorpus import pcm
 
 
 def add_records(client: httpx.Client, user: dict[str, str], count: int) -> list[str]:

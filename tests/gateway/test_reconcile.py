@@ -14,8 +14,8 @@ from gateway.config import S3Storage, Settings
 from gateway.models import Record, User
 from gateway.reconcile import main, reconcile
 from gateway.storage import ObjectStore, open_store, recording_key
-from tests.fixtures.database import migrate
-from tests.fixtures.storage import S3_CREDENTIALS, S3Endpoint
+from testkit.databases import migrate
+from testkit.s3 import S3_CREDENTIALS, S3Endpoint
 
 
 @pytest.fixture(params=["postgres+s3", "sqlite+folder"])

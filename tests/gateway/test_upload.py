@@ -1,4 +1,6 @@
-"""POST /record through a live gateway and a live transcoder, on both back-ends."""
+"""POST /record through the gateway and the transcoder (in process, real ffmpeg), on both back-ends.
+
+The early 413 cut-off needs a socket: test_upload_cutoff.py."""
 
 import uuid
 from typing import Any
@@ -6,33 +8,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fixtures.gateway import Gateway, GatewayFactory
-from tests.problems import assert_problem
-from tests.wavcorpus import pcm
-
-
-def new_user(client: httpx.Client) -> dict[str, str]:
-    response = client.post("/users", json={"name": "Uploader"})
-    assert response.status_code == 201
-    user: dict[str, str] = response.json()
-    return user
-
-
-def upload(
-    client: httpx.Client,
-    user: dict[str, str],
-    content: bytes,
-    *,
-    filename: str = "take.wav",
-    token: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> httpx.Response:
-    data = {"user": user["id"]}
-    if token is not None:
-        data["token"] = token
-    return client.post(
-        "/record", data=data, files={"file": (filename, content, "audio/wav")}, headers=headers
-    )
+from testkit.api import new_user, upload
+from testkit.gateways import Gateway, GatewayFactory
+from testkit.problems import assert_problem
+from testkit.wavcorpus import pcm
 
 
 def assert_nothing_stored(gateway: Gateway, user_id: str) -> None:
@@ -69,9 +48,9 @@ def test_bearer_header_works_instead_of_the_token_field(client: httpx.Client) ->
     assert response.status_code == 201, response.text
 
 
-def test_url_uses_public_base_url_when_set(start_gateway: GatewayFactory) -> None:
+def test_url_uses_public_base_url_when_set(in_process_gateway: GatewayFactory) -> None:
     with (
-        start_gateway(PUBLIC_BASE_URL="https://audio.example.com/") as gateway,
+        in_process_gateway(PUBLIC_BASE_URL="https://audio.example.com/") as gateway,
         gateway.client() as client,
     ):
         user = new_user(client)
@@ -166,61 +145,8 @@ def test_a_body_that_is_not_multipart_is_422(client: httpx.Client) -> None:
     )
 
 
-def test_a_file_over_the_limit_is_413_without_reading_the_rest(
-    start_gateway: GatewayFactory,
-) -> None:
-    limit = 64 * 1024
-    with start_gateway(MAX_UPLOAD_BYTES=str(limit)) as gateway, gateway.client() as client:
-        user = new_user(client)
-        too_big = pcm(2.0)  # ~350 kB
-        assert len(too_big) > limit
-        assert_problem(upload(client, user, too_big, token=user["token"]), 413)
-        # A streamed body far larger than the limit: the gateway answers without reading it all.
-        sent = 0
-
-        def endless() -> Any:
-            nonlocal sent
-            boundary = b"--b\r\n"
-            head = (
-                boundary
-                + b'Content-Disposition: form-data; name="user"\r\n\r\n'
-                + user["id"].encode()
-                + b"\r\n"
-                + boundary
-                + b'Content-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\n'
-            )
-            yield head
-            while sent < 200 * 1024 * 1024:
-                sent += 64 * 1024
-                yield b"\0" * (64 * 1024)
-
-        try:
-            response = client.post(
-                "/record",
-                content=endless(),
-                headers={"Content-Type": "multipart/form-data; boundary=b"},
-            )
-            assert_problem(response, 413)
-        except (httpx.WriteError, httpx.RemoteProtocolError, httpx.ReadError):
-            pass  # the server may close the connection while we are still sending: also a cut-off
-        assert sent < 50 * 1024 * 1024
-        assert_nothing_stored(gateway, user["id"])
-
-
-def test_declared_length_over_the_limit_is_413_before_any_byte_is_read(
-    start_gateway: GatewayFactory,
-) -> None:
-    with start_gateway(MAX_UPLOAD_BYTES="1000") as gateway, gateway.client() as client:
-        response = client.post(
-            "/record",
-            content=b"x" * 100_000,
-            headers={"Content-Type": "multipart/form-data; boundary=b"},
-        )
-        assert_problem(response, 413)
-
-
-def test_too_long_recordings_are_422(start_gateway: GatewayFactory) -> None:
-    with start_gateway(MAX_DURATION_SECONDS="1") as gateway, gateway.client() as client:
+def test_too_long_recordings_are_422(in_process_gateway: GatewayFactory) -> None:
+    with in_process_gateway(MAX_DURATION_SECONDS="1") as gateway, gateway.client() as client:
         user = new_user(client)
         assert_problem(upload(client, user, pcm(1.5), token=user["token"]), 422)
         assert_nothing_stored(gateway, user["id"])

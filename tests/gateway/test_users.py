@@ -3,7 +3,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.problems import assert_problem
+from testkit.problems import assert_problem
 
 
 def test_create_user_returns_id_name_and_a_uuid4_token(client: httpx.Client) -> None:

@@ -3,8 +3,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.fixtures.database import migrated_database
-from tests.fixtures.storage import S3Endpoint
+from testkit.databases import migrated_database
+from testkit.s3 import S3Endpoint
 from tests.jobs.stack import JobStack, start_transcoder, unique_bucket
 
 

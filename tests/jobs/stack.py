@@ -7,14 +7,15 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 from sqlalchemy import create_engine, text
 
-from tests.fixtures.storage import S3_CREDENTIALS, S3Endpoint
-from tests.fixtures.transcoder import fake_ffmpeg
-from tests.live import LiveServer, running, wait_until
-from tests.wavcorpus import ffmpeg_exe
+from testkit.fake_ffmpeg import fake_ffmpeg
+from testkit.live import LiveServer, running, wait_until
+from testkit.s3 import S3_CREDENTIALS, S3Endpoint
+from testkit.wavcorpus import ffmpeg_exe
 
 # Waits while the file named by SLOW_FFMPEG_FLAG exists (at most a minute), then becomes ffmpeg.
 SLOW_FFMPEG = """
@@ -121,17 +122,33 @@ def start_transcoder(cleanup: contextlib.ExitStack, folder: Path) -> tuple[str, 
     return server.url, flag
 
 
-def new_user(url: str) -> dict[str, str]:
-    with httpx.Client(base_url=url, timeout=30) as client:
+class HasClient(Protocol):
+    def client(self, **kwargs: object) -> httpx.Client: ...
+
+
+# A gateway: a live one's URL, or a testkit Gateway (in this process or live).
+Target = str | HasClient
+
+
+def client_of(target: Target) -> httpx.Client:
+    if isinstance(target, str):
+        return httpx.Client(base_url=target, timeout=60)
+    return target.client()
+
+
+def new_user(target: Target) -> dict[str, str]:
+    with client_of(target) as client:
         response = client.post("/users", json={"name": "jobs"})
     assert response.status_code == 201, response.text
     user: dict[str, str] = response.json()
     return user
 
 
-def submit(url: str, user: dict[str, str], wav: bytes, name: str = "take.wav") -> httpx.Response:
+def submit(
+    target: Target, user: dict[str, str], wav: bytes, name: str = "take.wav"
+) -> httpx.Response:
     """``POST /record`` with ``Prefer: respond-async``."""
-    with httpx.Client(base_url=url, timeout=60) as client:
+    with client_of(target) as client:
         return client.post(
             "/record",
             data={"user": user["id"], "token": user["token"]},
@@ -140,8 +157,8 @@ def submit(url: str, user: dict[str, str], wav: bytes, name: str = "take.wav") -
         )
 
 
-def job(url: str, user: dict[str, str], job_id: str) -> dict[str, object]:
-    with httpx.Client(base_url=url, timeout=30) as client:
+def job(target: Target, user: dict[str, str], job_id: str) -> dict[str, object]:
+    with client_of(target) as client:
         response = client.get(
             f"/jobs/{job_id}", headers={"Authorization": f"Bearer {user['token']}"}
         )
@@ -150,12 +167,14 @@ def job(url: str, user: dict[str, str], job_id: str) -> dict[str, object]:
     return body
 
 
-def finished(url: str, user: dict[str, str], job_id: str, seconds: float = 30) -> dict[str, object]:
+def finished(
+    target: Target, user: dict[str, str], job_id: str, seconds: float = 30
+) -> dict[str, object]:
     """The job once it succeeded or failed (polled with a deadline)."""
     seen: dict[str, object] = {}
 
     def done() -> bool:
-        seen.update(job(url, user, job_id))
+        seen.update(job(target, user, job_id))
         return seen["status"] in ("succeeded", "failed")
 
     wait_until(done, seconds=seconds, what=f"job {job_id} finished")

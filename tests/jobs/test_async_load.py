@@ -8,9 +8,9 @@ import itertools
 
 import httpx
 
+from testkit.live import wait_until
+from testkit.wavcorpus import pcm
 from tests.jobs.stack import JobStack, new_user
-from tests.live import wait_until
-from tests.wavcorpus import pcm
 
 USERS = 20
 JOBS = 200

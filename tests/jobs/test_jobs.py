@@ -14,18 +14,19 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.fixtures.gateway import Gateway, GatewayFactory
+from testkit.gateways import Gateway, GatewayFactory
+from testkit.live import wait_until
+from testkit.problems import assert_problem
+from testkit.procfs import is_running
+from testkit.wavcorpus import garbage_adpcm, pcm, text, too_many_channels
 from tests.jobs.stack import JobStack, finished, job, new_user, submit
-from tests.live import is_running, wait_until
-from tests.problems import assert_problem
-from tests.wavcorpus import garbage_adpcm, pcm, text, too_many_channels
 
 WAV = pcm(0.5, 22050, 1)
 
 
 def test_an_async_upload_is_202_with_the_job_then_its_record_downloads(gateway: Gateway) -> None:
-    user = new_user(gateway.url)
-    response = submit(gateway.url, user, WAV)
+    user = new_user(gateway)
+    response = submit(gateway, user, WAV)
     assert response.status_code == 202, response.text
     assert response.headers["Preference-Applied"] == "respond-async"
     body = response.json()
@@ -33,13 +34,13 @@ def test_an_async_upload_is_202_with_the_job_then_its_record_downloads(gateway: 
     assert body["status"] == "queued"
     assert body["record"] is None
     assert body["error"] is None
-    done = finished(gateway.url, user, body["id"])
+    done = finished(gateway, user, body["id"])
     assert done["status"] == "succeeded", done
     assert done["progress"] == 1.0
     record = done["record"]
     assert isinstance(record, dict)
     assert record["duration_seconds"] == pytest.approx(0.5, abs=0.05)
-    with httpx.Client(timeout=30) as client:
+    with gateway.client() as client:
         download = client.get(str(record["url"]))
     assert download.status_code == 200
     assert download.headers["Content-Type"] == "audio/mpeg"
@@ -58,10 +59,10 @@ def test_an_async_upload_is_202_with_the_job_then_its_record_downloads(gateway: 
 def test_what_the_request_and_header_show_is_answered_at_once_without_a_job(
     gateway: Gateway, wav: bytes, status: int, token_ok: bool
 ) -> None:
-    user = new_user(gateway.url)
+    user = new_user(gateway)
     if not token_ok:
         user = {**user, "token": str(uuid.uuid4())}
-    assert_problem(submit(gateway.url, user, wav), status)
+    assert_problem(submit(gateway, user, wav), status)
     assert gateway.record_count(user["id"]) == 0
     assert gateway.object_keys(user["id"]) == []
 
@@ -76,18 +77,18 @@ def test_a_recording_too_long_by_its_header_is_422_audio_too_long_at_once(
 
 
 def test_a_failed_job_carries_the_problem_the_synchronous_upload_answers(gateway: Gateway) -> None:
-    user = new_user(gateway.url)
+    user = new_user(gateway)
     bad = garbage_adpcm()  # a sound header over audio no decoder takes: only the encode finds it
-    with httpx.Client(base_url=gateway.url, timeout=60) as client:
+    with gateway.client() as client:
         synchronous = client.post(
             "/record",
             data={"user": user["id"], "token": user["token"]},
             files={"file": ("bad.wav", bad, "audio/wav")},
         )
     expected = assert_problem(synchronous, 422)
-    response = submit(gateway.url, user, bad)
+    response = submit(gateway, user, bad)
     assert response.status_code == 202, response.text
-    done = finished(gateway.url, user, response.json()["id"])
+    done = finished(gateway, user, response.json()["id"])
     assert done["status"] == "failed"
     error = done["error"]
     assert isinstance(error, dict)
@@ -100,16 +101,16 @@ def test_a_failed_job_carries_the_problem_the_synchronous_upload_answers(gateway
 
 
 def test_jobs_are_the_owners_alone(gateway: Gateway) -> None:
-    owner, other = new_user(gateway.url), new_user(gateway.url)
-    job_id = submit(gateway.url, owner, WAV).json()["id"]
-    with httpx.Client(base_url=gateway.url, timeout=30) as client:
+    owner, other = new_user(gateway), new_user(gateway)
+    job_id = submit(gateway, owner, WAV).json()["id"]
+    with gateway.client() as client:
         for path in (f"/jobs/{job_id}", f"/jobs/{job_id}/events"):
             assert_problem(client.get(path, params={"token": other["token"]}), 404)
             assert_problem(client.get(path, params={"token": str(uuid.uuid4())}), 401)
             assert_problem(client.get(path), 401)
         unknown = f"/jobs/{uuid.uuid4()}"
         assert_problem(client.get(unknown, params={"token": owner["token"]}), 404)
-    finished(gateway.url, owner, job_id)
+    finished(gateway, owner, job_id)
 
 
 def read_events(url: str, token: str, job_id: str) -> list[tuple[float, str, dict[str, object]]]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from tests.wavcorpus import pcm
+from testkit.wavcorpus import pcm
 
 
 @dataclass

@@ -14,10 +14,10 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.fixtures.storage import S3_CREDENTIALS, S3Endpoint
-from tests.live import LiveServer, leftovers, running, wait_until
+from testkit.live import LiveServer, leftovers, running, wait_until
+from testkit.s3 import S3_CREDENTIALS, S3Endpoint
+from testkit.wavcorpus import pcm
 from tests.load.loadtest import run_load
-from tests.wavcorpus import pcm
 
 USERS = 20
 UPLOADS = 60  # the suite's share; `python -m tests.load.loadtest` sends 200 by default

@@ -2,18 +2,15 @@
 transcoder unless told otherwise, with their output captured in a file."""
 
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from tests.fixtures.storage import S3_CREDENTIALS, S3Endpoint
-from tests.live import serve
-
-GATEWAY_APP = "gateway.main:create_app"
-
-OpsGateway = Callable[..., AbstractContextManager[str]]
+from testkit.gateways import OpsGateway
+from testkit.live import GATEWAY_APP, serve
+from testkit.s3 import S3_CREDENTIALS, S3Endpoint
 
 
 @pytest.fixture(scope="session")

@@ -9,11 +9,10 @@ from typing import Any
 
 import httpx
 
-from tests.fixtures.transcoder import TRANSCODER_APP
-from tests.gateway.test_upload import new_user
-from tests.live import free_port, serve, wait_until
-from tests.ops.conftest import OpsGateway
-from tests.wavcorpus import pcm
+from testkit.api import new_user
+from testkit.gateways import OpsGateway
+from testkit.live import TRANSCODER_APP, free_port, serve, wait_until
+from testkit.wavcorpus import pcm
 
 MALFORMED_TOKEN = "not-a-uuid-but-secret-7f3a9c"
 

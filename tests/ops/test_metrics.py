@@ -1,4 +1,7 @@
-"""/metrics on both services: the numbers move with the requests made (exact deltas)."""
+"""/metrics on both services: the numbers move with the requests made (exact deltas).
+
+In process (each app has a registry of its own), but for the gateway whose transcoder is down:
+a live one, pointed at a port where nothing listens."""
 
 import uuid
 from collections.abc import Iterator
@@ -6,19 +9,21 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.gateway.test_upload import new_user
-from tests.live import free_port
-from tests.ops.conftest import OpsGateway
+from testkit.api import new_user
+from testkit.gateways import GatewayFactory, OpsGateway
+from testkit.inprocess import transcoder_client
+from testkit.live import free_port
+from testkit.wavcorpus import pcm
 from tests.ops.scrape import scrape, value
-from tests.wavcorpus import pcm
+from transcoder.config import Settings as TranscoderSettings
 
 LIST_ROUTE = "/users/{user_id}/records"
 
 
 @pytest.fixture(scope="module")
-def client(ops_gateway: OpsGateway) -> Iterator[httpx.Client]:
+def client(in_process_gateway: GatewayFactory) -> Iterator[httpx.Client]:
     """A gateway of this module's own, so no other test's requests enter the counts."""
-    with ops_gateway() as url, httpx.Client(base_url=url, timeout=60) as http:
+    with in_process_gateway() as gateway, gateway.client() as http:
         yield http
 
 
@@ -148,11 +153,9 @@ def test_dependency_errors_are_counted_by_kind_and_readiness_sets_dependency_up(
     assert value(after, "riffle_dependency_up", dependency="storage") == 1
 
 
-def test_transcoder_metrics_count_encodes_audio_seconds_bytes_and_failures(
-    transcoder_url: str,
-) -> None:
+def test_transcoder_metrics_count_encodes_audio_seconds_bytes_and_failures() -> None:
     wav = pcm(1.0)
-    with httpx.Client(base_url=transcoder_url, timeout=60) as transcoder:
+    with transcoder_client(TranscoderSettings()) as transcoder:
         before = scrape(transcoder)
         assert transcoder.post("/transcode", content=wav).status_code == 200
         assert transcoder.post("/transcode", content=b"RIFF nonsense").status_code == 415

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.gateway import Gateway
+from testkit.gateways import Gateway
 
 PROBLEM_JSON = "application/problem+json"
 # API.md, sections 1-5: path → method → the statuses it documents (503 wherever a dependency is

@@ -7,11 +7,10 @@ import httpx
 import pytest
 from moto.server import ThreadedMotoServer
 
-from tests.fixtures.database import postgres_address, through_port
-from tests.fixtures.transcoder import TRANSCODER_APP
-from tests.live import free_port, serve, wait_until
-from tests.ops.conftest import OpsGateway
-from tests.tcp_proxy import TcpProxy
+from testkit.databases import postgres_address, through_port
+from testkit.gateways import OpsGateway
+from testkit.live import TRANSCODER_APP, free_port, serve, wait_until
+from testkit.tcp_proxy import TcpProxy
 
 DEPENDENCIES = {"database", "storage", "transcoder"}
 FLIP_SECONDS = 20.0

@@ -20,8 +20,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.live import child_pids, free_port, is_running, process_stats, wait_until
-from tests.wavcorpus import ffmpeg_exe, pcm
+from testkit.live import free_port, wait_until
+from testkit.procfs import child_pids, is_running, process_stats
+from testkit.wavcorpus import ffmpeg_exe, pcm
 
 ROOT = Path(__file__).resolve().parents[2]
 WAV = pcm(0.3, 8000, 1)

@@ -11,10 +11,10 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests import wavcorpus
-from tests.live import leftovers, wait_until
-from tests.problems import assert_problem
-from tests.security.conftest import MAX_UPLOAD_BYTES, Canary, Hardened
+from testkit import wavcorpus
+from testkit.live import leftovers, wait_until
+from testkit.problems import assert_problem
+from tests.security.targets import MAX_UPLOAD_BYTES, Canary, Hardened
 
 BOUNDARY = "hostileboundary"
 MULTIPART = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}

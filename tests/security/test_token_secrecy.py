@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fixtures.storage import S3_CREDENTIALS, S3Endpoint
-from tests.live import free_port, wait_until
-from tests.wavcorpus import pcm
+from testkit.live import free_port, wait_until
+from testkit.s3 import S3_CREDENTIALS, S3Endpoint
+from testkit.wavcorpus import pcm
 
 
 @pytest.fixture(scope="module")

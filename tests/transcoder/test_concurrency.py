@@ -7,9 +7,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests import wavcorpus
-from tests.fixtures.transcoder import TRANSCODER_APP, fake_ffmpeg
-from tests.live import running
+from testkit import wavcorpus
+from testkit.fake_ffmpeg import fake_ffmpeg
+from testkit.live import TRANSCODER_APP, running
 
 # Runs the real ffmpeg after a pause, then notes when it ran (CLOCK_MONOTONIC is system-wide).
 TIMED_FFMPEG = """

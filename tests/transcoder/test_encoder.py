@@ -10,9 +10,9 @@ from starlette.requests import ClientDisconnect
 
 from servicekit import wav
 from servicekit.errors import NotAWav, TranscodeTimeout, UndecodableAudio
-from tests import wavcorpus
-from tests.fixtures.transcoder import HANGING_FFMPEG, fake_ffmpeg
-from tests.live import child_pids
+from testkit import wavcorpus
+from testkit.fake_ffmpeg import HANGING_FFMPEG, fake_ffmpeg
+from testkit.procfs import child_pids
 from transcoder import encoder, mp3
 from transcoder.errors import EncoderUnavailable
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests import wavcorpus
+from testkit import wavcorpus
 from transcoder import crc16, mp3
 
 

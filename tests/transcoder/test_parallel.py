@@ -18,8 +18,8 @@ import pytest
 
 from servicekit import wav
 from servicekit.errors import TranscodeTimeout
-from tests import wavcorpus
-from tests.live import child_pids
+from testkit import wavcorpus
+from testkit.procfs import child_pids
 from transcoder import crc16, encoder, mp3, parallel
 
 SECONDS = 40

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from servicekit import wav
 from servicekit.errors import AudioTooLong, NotAWav, ServiceError, UndecodableAudio
-from tests import wavcorpus
+from testkit import wavcorpus
 
 
 def header_of(data: bytes) -> wav.WavHeader:

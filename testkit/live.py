@@ -1,4 +1,4 @@
-"""Run servers as real subprocesses for end-to-end tests (and the benchmark), and look at them.
+"""Run servers as real subprocesses for end-to-end tests (and the benchmark), and wait on them.
 
     with serve("transcoder.main:create_app", {"TRANSCODE_TIMEOUT_SECONDS": "5"}) as base_url:
         httpx.get(f"{base_url}/healthz")
@@ -22,6 +22,8 @@ from typing import IO
 
 import httpx
 
+GATEWAY_APP = "gateway.main:create_app"
+TRANSCODER_APP = "transcoder.main:create_app"
 STARTUP_SECONDS = 30.0
 SHUTDOWN_SECONDS = 10.0
 
@@ -109,34 +111,6 @@ def _wait_answers(url: str, process: "subprocess.Popen[bytes]", seconds: float) 
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{url}: no answer within {seconds:g} s")
             time.sleep(0.05)  # the poll interval, not synchronisation: the loop has a deadline
-
-
-def process_stats() -> Iterator[tuple[int, list[str]]]:
-    """(pid, the fields of /proc/<pid>/stat after the command name) of every process we can see
-    (Linux only): ``fields[0]`` is the state, ``fields[1]`` the parent's pid."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:  # it exited while we looked
-            continue
-        # "pid (comm) state ppid …": comm may hold spaces and ")", so split after the last ")"
-        yield int(entry.name), stat[stat.rindex(")") + 2 :].split()
-
-
-def child_pids(pid: int) -> list[int]:
-    """Live or zombie children of process ``pid``."""
-    return [child for child, fields in process_stats() if int(fields[1]) == pid]
-
-
-def is_running(pid: int) -> bool:
-    """Alive and not a zombie (an orphan may wait a while for its new parent to reap it)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
 
 
 def wait_until(condition: Callable[[], bool], *, seconds: float = 10.0, what: str = "") -> None:
