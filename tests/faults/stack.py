@@ -6,9 +6,11 @@ started and waits for the test to release it, so a fault can be placed in the mi
 """
 
 import contextlib
+import dataclasses
 import os
 import signal
 import uuid
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +24,19 @@ from tests.tcp_proxy import TcpProxy
 from tests.wavcorpus import ffmpeg_exe
 
 GATEWAY_APP = "gateway.main:create_app"
+
+# A gateway whose every wait is short, so that a hang costs a test seconds: each dependency call
+# within 3 s, an encode within 2 s + 0.05 s per second of audio, recordings up to 100 s.
+QUICK_DEPENDENCY_SECONDS = 3.0
+QUICK_DEADLINE_BASE_SECONDS = 2.0
+QUICK_DEADLINE_PER_AUDIO_SECOND = 0.05
+QUICK_MAX_DURATION_SECONDS = 100.0
+QUICK_SETTINGS = {
+    "DEPENDENCY_TIMEOUT_SECONDS": str(QUICK_DEPENDENCY_SECONDS),
+    "TRANSCODE_DEADLINE_BASE_SECONDS": str(QUICK_DEADLINE_BASE_SECONDS),
+    "TRANSCODE_DEADLINE_PER_AUDIO_SECOND": str(QUICK_DEADLINE_PER_AUDIO_SECOND),
+    "MAX_DURATION_SECONDS": str(QUICK_MAX_DURATION_SECONDS),
+}
 
 # Marks its start, then, when the gate is armed, waits for "release" (or for its parent to die,
 # or a minute), and becomes the real ffmpeg with the same arguments.
@@ -139,10 +154,19 @@ class Stack:
     def use_transcoder(self, server: LiveServer, tmp: Path) -> None:
         self.transcoder, self.transcoder_tmp = server, tmp
 
-    def start_gateway(self, tmp: Path) -> AbstractContextManager[LiveServer]:
-        """Another gateway on the same proxies, with its own TMPDIR."""
+    def start_gateway(
+        self, tmp: Path, *, uvicorn_args: Sequence[str] = (), **env: str
+    ) -> AbstractContextManager[LiveServer]:
+        """Another gateway on the same proxies, with its own TMPDIR (and ``env`` on top of the
+        stack's settings)."""
         tmp.mkdir(parents=True, exist_ok=True)
-        return running(GATEWAY_APP, {**self.gateway_env, "TMPDIR": str(tmp)})
+        settings = {**self.gateway_env, "TMPDIR": str(tmp), **env}
+        return running(GATEWAY_APP, settings, uvicorn_args=uvicorn_args)
+
+    def through(self, gateway: LiveServer, tmp: Path) -> "Stack":
+        """This stack as seen through another of its gateways: uploads go there, and
+        ``assert_consistent`` looks at that gateway's TMPDIR."""
+        return dataclasses.replace(self, gateway=gateway, gateway_tmp=tmp)
 
     def close(self) -> None:
         self._extra.close()

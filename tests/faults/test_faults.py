@@ -7,7 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -15,53 +15,13 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
+from tests.faults.probes import assert_next_upload_succeeds, assert_unavailable, upload
 from tests.faults.stack import Stack, kill
 from tests.fixtures.storage import S3_CREDENTIALS
 from tests.fixtures.transcoder import HANGING_FFMPEG, fake_ffmpeg
 from tests.live import child_pids, is_running, leftovers, wait_until
 from tests.problems import assert_problem
 from tests.wavcorpus import pcm
-
-WAV = pcm(0.3, 8000, 1)
-
-
-def upload(url: str, user: dict[str, str], content: bytes = WAV) -> httpx.Response:
-    with httpx.Client(base_url=url, timeout=60) as client:
-        return client.post(
-            "/record",
-            data={"user": user["id"], "token": user["token"]},
-            files={"file": ("take.wav", content, "audio/wav")},
-        )
-
-
-def assert_unavailable(response: httpx.Response) -> None:
-    assert_problem(response, 503)
-    assert int(response.headers["Retry-After"]) > 0
-
-
-def assert_next_upload_succeeds(stack: Stack) -> None:
-    user = stack.new_user()
-    response = upload(stack.gateway.url, user)
-    assert response.status_code == 201, response.text
-    rows, objects = stack.user_keys(user["id"])
-    assert rows == objects == {f"recordings/{user['id']}/{response.json()['id']}.mp3"}
-    stack.assert_consistent()
-
-
-@pytest.fixture
-def pool() -> Iterator[ThreadPoolExecutor]:
-    with ThreadPoolExecutor(2) as executor:
-        yield executor
-
-
-@pytest.fixture(autouse=True)
-def healthy(stack: Stack) -> Iterator[None]:
-    """Every test starts and ends with every dependency up and the gate open."""
-    stack.gate.reset()
-    yield
-    stack.gate.reset()
-    stack.proxies.database.resume()
-    stack.proxies.s3.resume()
 
 
 def during_encode(
