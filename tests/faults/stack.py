@@ -10,7 +10,7 @@ import dataclasses
 import os
 import signal
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,11 +39,13 @@ QUICK_SETTINGS = {
 }
 
 # Marks its start, then, when the gate is armed, waits for "release" (or for its parent to die,
-# or a minute), and becomes the real ffmpeg with the same arguments.
+# or a minute), and becomes the real ffmpeg with the same arguments. FAKE_FFMPEG_DELAY_SECONDS
+# makes every encode that much slower.
 GATED_FFMPEG = """
 import os, sys, time
 gate = os.environ["FAKE_FFMPEG_GATE_DIR"]
 open(os.path.join(gate, "pid-%d" % os.getpid()), "w").close()
+time.sleep(float(os.environ.get("FAKE_FFMPEG_DELAY_SECONDS", "0")))
 if os.path.exists(os.path.join(gate, "armed")):
     parent = os.getppid()
     open(os.path.join(gate, "waiting-%d" % os.getpid()), "w").close()
@@ -153,6 +155,21 @@ class Stack:
 
     def use_transcoder(self, server: LiveServer, tmp: Path) -> None:
         self.transcoder, self.transcoder_tmp = server, tmp
+
+    @contextlib.contextmanager
+    def other_transcoder(self, tmp: Path, **env: str) -> Iterator[LiveServer]:
+        """Another transcoder (``env`` over the gated ffmpeg's settings) serves the gateways
+        until the block ends; then the stack's own again."""
+        own = self.transcoder, self.transcoder_tmp
+        with contextlib.ExitStack() as cleanup:
+            self.use_transcoder(
+                start_transcoder(cleanup, self.gate, self.proxies.transcoder, tmp, **env), tmp
+            )
+            try:
+                yield self.transcoder
+            finally:
+                self.use_transcoder(*own)
+                self.proxies.transcoder.retarget(("127.0.0.1", int(own[0].url.rsplit(":", 1)[1])))
 
     def start_gateway(
         self, tmp: Path, *, uvicorn_args: Sequence[str] = (), **env: str
