@@ -4,6 +4,8 @@ byte over a raw socket to count what the client got to send), and views of a ser
 import os
 import select
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -14,6 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from tests.faults.stack import Stack
+from tests.fixtures.storage import S3_CREDENTIALS
 from tests.problems import assert_problem
 from tests.wavcorpus import pcm
 
@@ -82,6 +85,24 @@ def assert_next_upload_succeeds(stack: Stack) -> None:
     rows, objects = stack.user_keys(user["id"])
     assert rows == objects == {f"recordings/{user['id']}/{response.json()['id']}.mp3"}
     stack.assert_consistent()
+
+
+def assert_reconcile_removes(stack: Stack, orphan: str) -> None:
+    """``python -m gateway.reconcile`` reports ``orphan`` (exit 1), and ``--fix`` removes it."""
+    env = {
+        **os.environ,
+        **S3_CREDENTIALS,
+        "DATABASE_URL": stack.database_url,
+        "STORAGE_URL": f"s3://{stack.bucket}",
+        "S3_ENDPOINT_URL": stack.s3.url,
+    }
+    command = [sys.executable, "-m", "gateway.reconcile", "--grace-minutes", "0"]
+    found = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert found.returncode == 1, found.stderr
+    assert f"orphan object (found): {orphan}" in found.stdout
+    fixed = subprocess.run([*command, "--fix"], env=env, capture_output=True, text=True, timeout=60)
+    assert fixed.returncode == 0, fixed.stderr
+    assert orphan not in stack.object_keys()
 
 
 def assert_answers_at_once(url: str) -> None:

@@ -5,8 +5,6 @@ very next upload succeeds once the fault has cleared, without restarting the gat
 import os
 import signal
 import socket
-import subprocess
-import sys
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -15,9 +13,13 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.faults.probes import assert_next_upload_succeeds, assert_unavailable, upload
+from tests.faults.probes import (
+    assert_next_upload_succeeds,
+    assert_reconcile_removes,
+    assert_unavailable,
+    upload,
+)
 from tests.faults.stack import Stack, kill
-from tests.fixtures.storage import S3_CREDENTIALS
 from tests.fixtures.transcoder import HANGING_FFMPEG, fake_ffmpeg
 from tests.live import child_pids, is_running, leftovers, wait_until
 from tests.problems import assert_problem
@@ -236,19 +238,7 @@ def test_gateway_killed_between_put_and_insert_leaves_an_orphan_reconcile_finds_
     assert rows == set()
     [orphan] = objects
 
-    env = {
-        **os.environ,
-        **S3_CREDENTIALS,
-        "DATABASE_URL": stack.database_url,
-        "STORAGE_URL": f"s3://{stack.bucket}",
-        "S3_ENDPOINT_URL": stack.s3.url,
-    }
-    command = [sys.executable, "-m", "gateway.reconcile", "--grace-minutes", "0"]
-    found = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
-    assert found.returncode == 1, found.stderr
-    assert f"orphan object (found): {orphan}" in found.stdout
-    fixed = subprocess.run([*command, "--fix"], env=env, capture_output=True, text=True, timeout=60)
-    assert fixed.returncode == 0, fixed.stderr
+    assert_reconcile_removes(stack, orphan)
     assert stack.user_keys(user["id"]) == (set(), set())
     stack.assert_consistent()
     assert_next_upload_succeeds(stack)

@@ -78,7 +78,7 @@ def test_hung_storage_is_503_within_the_dependency_timeout_and_health_answers_me
         restarted(quick.proxies.s3)
     assert_unavailable(answer.value)
     waited = answer.ended - released
-    note("hung S3: seconds from the put to the 503", waited)
+    note("hung S3: seconds from the encode's release to the 503", waited)
     # One attempt, its read bound the whole hang: ended by that bound, within the dependency's.
     assert waited >= client_timeouts(QUICK_DEPENDENCY_SECONDS)["read_timeout"]
     assert waited <= QUICK_DEPENDENCY_SECONDS + MARGIN_SECONDS
@@ -120,9 +120,10 @@ def test_hung_database_is_503_within_the_dependency_timeout_and_cannot_exhaust_t
     for answer in answers:
         assert_unavailable(answer.value)
         assert answer.seconds <= QUICK_DEPENDENCY_SECONDS + MARGIN_SECONDS
-    # Threads are bounded, not one per request: those waiting in the driver (the pool and its
-    # overflow), as many abandoned there (past that, requests fail fast), a few for files.
-    assert threads_during - threads_before <= 4 * POOL_SIZE + 10 < flood
+    # Threads are bounded, not one per request: those in the driver (the pool and its overflow),
+    # as many abandoned there (past that, requests fail fast), idle workers and a few for files.
+    # Measured 35-55 on two busy cores; 101 with the cap removed.
+    assert threads_during - threads_before <= 6 * POOL_SIZE < flood
     assert quick.user_keys(user["id"]) == (set(), set())
     readiness_started = time.monotonic()
     with httpx.Client(base_url=quick.gateway.url, timeout=10) as client:

@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import time
 from collections.abc import Iterator
@@ -44,12 +45,12 @@ def test_a_wrong_token_before_a_large_file_is_401_before_the_file_is_read(stack:
     written = bytes_written(stack.gateway.pid) - written_before
     note("wrong token on 60 MiB: seconds to the 401", answer.seconds)
     note("wrong token on 60 MiB: MiB the client sent first", answer.file_bytes_sent / MIB)
-    assert answer.status == 401
-    assert answer.headers["connection"] == "close"
-    assert answer.headers["content-type"] == "application/problem+json"
     # Refused on the fields: what got in is what the sockets buffer, not the file.
     assert answer.file_bytes_sent < 8 * MIB
     assert written < MIB, f"the gateway wrote {written} bytes"  # nothing spooled
+    assert answer.status == 401
+    assert answer.headers["connection"] == "close"
+    assert answer.headers["content-type"] == "application/problem+json"
     assert answer.seconds < AT_ONCE_SECONDS + MARGIN_SECONDS
     assert stack.user_keys(user["id"]) == (set(), set())
     stack.assert_consistent()
@@ -57,7 +58,8 @@ def test_a_wrong_token_before_a_large_file_is_401_before_the_file_is_read(stack:
 
 def test_the_right_token_after_the_file_still_uploads(stack: Stack) -> None:
     user = stack.new_user()
-    response = upload(stack.gateway.url, user, fields_first=False)
+    # Large enough that the fields arrive in later chunks than the start of the file.
+    response = upload(stack.gateway.url, user, pcm(10.0, 44100, 2), fields_first=False)
     assert response.status_code == 201, response.text
     rows, objects = stack.user_keys(user["id"])
     assert rows == objects == {f"recordings/{user['id']}/{response.json()['id']}.mp3"}
@@ -101,17 +103,18 @@ def test_a_burst_past_two_encoders_is_answered_201_or_503_each_within_its_deadli
     statuses = [answer.value.status_code for answer in answers]
     stored = [answer for answer in answers if answer.value.status_code == 201]
     refused = [answer for answer in answers if answer.value.status_code != 201]
+    assert set(statuses) == {201, 503}, statuses  # both happen: the burst really queued
     note("burst of 50 on 2 encoders: stored", len(stored))
     note("burst of 50 on 2 encoders: slowest 201", max(answer.seconds for answer in stored))
     note("burst of 50 on 2 encoders: slowest 503", max(answer.seconds for answer in refused))
-    assert set(statuses) == {201, 503}, statuses  # both happen: the burst really queued
+    note("burst of 50 on 2 encoders: median 503", statistics.median(a.seconds for a in refused))
     for answer in refused:
         assert_unavailable(answer.value)
         assert answer.value.json()["type"] == PROBLEMS + "dependency-unavailable"
-    # Nobody waits past the deadline; a refusal comes long before it, not after a wait in line
-    # (the time it takes includes spooling 50 uploads at once on two shared cores).
+    # Nobody waits past the deadline; refusals come long before it, not after a wait in line
+    # (their time includes spooling 50 uploads at once on two shared cores).
     assert max(answer.seconds for answer in answers) <= deadline
-    assert max(answer.seconds for answer in refused) <= deadline / 2
+    assert statistics.median(answer.seconds for answer in refused) <= deadline / 4
     rows, objects = stack.user_keys(user["id"])
     assert rows == objects
     assert len(rows) == len(stored)
