@@ -2,7 +2,8 @@
 
 import hashlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -106,19 +107,24 @@ class TranscoderClient:
         """
         deadline = self.deadlines.for_audio(_declared_duration(await source.head()))
         waited = deadline + _TRANSFER_MARGIN_SECONDS + source.size / _TRANSFER_BYTES_PER_SECOND
+        # Closed whatever happens: a refusal from the header alone leaves the body unread.
+        body = _counted(source.chunks(), on_progress)
         try:
             with anyio.fail_after(waited):
-                async with self._http.stream(
-                    "POST",
-                    "/transcode",
-                    params={
-                        "max_duration_seconds": max_duration_seconds,
-                        "deadline_seconds": round(deadline, 3),
-                    },
-                    headers={"Content-Type": "audio/wav", "X-Request-ID": request_id},
-                    content=_counted(source.chunks(), on_progress),
-                    timeout=httpx.Timeout(waited, connect=_CONNECT_SECONDS),
-                ) as response:
+                async with (
+                    aclosing(body),
+                    self._http.stream(
+                        "POST",
+                        "/transcode",
+                        params={
+                            "max_duration_seconds": max_duration_seconds,
+                            "deadline_seconds": round(deadline, 3),
+                        },
+                        headers={"Content-Type": "audio/wav", "X-Request-ID": request_id},
+                        content=body,
+                        timeout=httpx.Timeout(waited, connect=_CONNECT_SECONDS),
+                    ) as response,
+                ):
                     if response.status_code != 200:
                         raise await _failure(response)
                     size, digest = await _save(response.aiter_bytes(_CHUNK_BYTES), destination)
@@ -179,7 +185,7 @@ def _declared_duration(head: bytes) -> float | None:
 
 async def _counted(
     chunks: AsyncIterator[bytes], on_progress: Callable[[int], None] | None
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     sent = 0
     async for chunk in chunks:
         yield chunk

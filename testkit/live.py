@@ -52,14 +52,20 @@ def serve(
 
 @contextlib.contextmanager
 def running(
-    app: str, env: dict[str, str], *, port: int | None = None, output: Path | None = None
+    app: str,
+    env: dict[str, str],
+    *,
+    port: int | None = None,
+    output: Path | None = None,
+    uvicorn_args: Sequence[str] = (),
 ) -> Iterator[LiveServer]:
     """Like ``serve``, yielding the URL and the server's process id.
 
     ``port``: listen there instead of on a free port. ``output``: append stdout and stderr there.
+    ``uvicorn_args``: more options for uvicorn (``--timeout-graceful-shutdown 5``).
     """
     port = port or free_port()
-    command = [sys.executable, "-m", "uvicorn", app, "--factory"]
+    command = [sys.executable, "-m", "uvicorn", app, "--factory", *uvicorn_args]
     command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     with contextlib.ExitStack() as files:
         sink = files.enter_context(output.open("ab")) if output is not None else None

@@ -2,6 +2,7 @@
 
 import contextlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import pytest
@@ -14,6 +15,7 @@ from testkit.tcp_proxy import Address, TcpProxy
 from tests.faults.stack import (
     GATED_FFMPEG,
     GATEWAY_APP,
+    QUICK_SETTINGS,
     Gate,
     Proxies,
     Stack,
@@ -68,6 +70,30 @@ def stack(
         )
         cleanup.callback(stack.close)
         yield stack
+
+
+@pytest.fixture
+def pool() -> Iterator[ThreadPoolExecutor]:
+    with ThreadPoolExecutor(2) as executor:
+        yield executor
+
+
+@pytest.fixture(autouse=True)
+def healthy(stack: Stack) -> Iterator[None]:
+    """Every test starts and ends with every dependency up and the gate open."""
+    stack.gate.reset()
+    yield
+    stack.gate.reset()
+    stack.proxies.database.resume()
+    stack.proxies.s3.resume()
+
+
+@pytest.fixture(scope="module")
+def quick(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The module's stack through a second gateway with short waits (``QUICK_SETTINGS``)."""
+    tmp = tmp_path_factory.mktemp("quick-gateway-tmp")
+    with stack.start_gateway(tmp, **QUICK_SETTINGS) as gateway:
+        yield stack.through(gateway, tmp)
 
 
 def _http_address(url: str) -> Address:

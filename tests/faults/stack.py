@@ -6,9 +6,11 @@ started and waits for the test to release it, so a fault can be placed in the mi
 """
 
 import contextlib
+import dataclasses
 import os
 import signal
 import uuid
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,12 +26,27 @@ from testkit.wavcorpus import ffmpeg_exe
 
 GATEWAY_APP = "gateway.main:create_app"
 
+# A gateway whose every wait is short, so that a hang costs a test seconds: each dependency call
+# within 3 s, an encode within 2 s + 0.05 s per second of audio, recordings up to 100 s.
+QUICK_DEPENDENCY_SECONDS = 3.0
+QUICK_DEADLINE_BASE_SECONDS = 2.0
+QUICK_DEADLINE_PER_AUDIO_SECOND = 0.05
+QUICK_MAX_DURATION_SECONDS = 100.0
+QUICK_SETTINGS = {
+    "DEPENDENCY_TIMEOUT_SECONDS": str(QUICK_DEPENDENCY_SECONDS),
+    "TRANSCODE_DEADLINE_BASE_SECONDS": str(QUICK_DEADLINE_BASE_SECONDS),
+    "TRANSCODE_DEADLINE_PER_AUDIO_SECOND": str(QUICK_DEADLINE_PER_AUDIO_SECOND),
+    "MAX_DURATION_SECONDS": str(QUICK_MAX_DURATION_SECONDS),
+}
+
 # Marks its start, then, when the gate is armed, waits for "release" (or for its parent to die,
-# or a minute), and becomes the real ffmpeg with the same arguments.
+# or a minute), and becomes the real ffmpeg with the same arguments. FAKE_FFMPEG_DELAY_SECONDS
+# makes every encode that much slower.
 GATED_FFMPEG = """
 import os, sys, time
 gate = os.environ["FAKE_FFMPEG_GATE_DIR"]
 open(os.path.join(gate, "pid-%d" % os.getpid()), "w").close()
+time.sleep(float(os.environ.get("FAKE_FFMPEG_DELAY_SECONDS", "0")))
 if os.path.exists(os.path.join(gate, "armed")):
     parent = os.getppid()
     open(os.path.join(gate, "waiting-%d" % os.getpid()), "w").close()
@@ -140,10 +157,34 @@ class Stack:
     def use_transcoder(self, server: LiveServer, tmp: Path) -> None:
         self.transcoder, self.transcoder_tmp = server, tmp
 
-    def start_gateway(self, tmp: Path) -> AbstractContextManager[LiveServer]:
-        """Another gateway on the same proxies, with its own TMPDIR."""
+    @contextlib.contextmanager
+    def other_transcoder(self, tmp: Path, **env: str) -> Iterator[LiveServer]:
+        """Another transcoder (``env`` over the gated ffmpeg's settings) serves the gateways
+        until the block ends; then the stack's own again."""
+        own = self.transcoder, self.transcoder_tmp
+        with contextlib.ExitStack() as cleanup:
+            self.use_transcoder(
+                start_transcoder(cleanup, self.gate, self.proxies.transcoder, tmp, **env), tmp
+            )
+            try:
+                yield self.transcoder
+            finally:
+                self.use_transcoder(*own)
+                self.proxies.transcoder.retarget(("127.0.0.1", int(own[0].url.rsplit(":", 1)[1])))
+
+    def start_gateway(
+        self, tmp: Path, *, uvicorn_args: Sequence[str] = (), **env: str
+    ) -> AbstractContextManager[LiveServer]:
+        """Another gateway on the same proxies, with its own TMPDIR (and ``env`` on top of the
+        stack's settings)."""
         tmp.mkdir(parents=True, exist_ok=True)
-        return running(GATEWAY_APP, {**self.gateway_env, "TMPDIR": str(tmp)})
+        settings = {**self.gateway_env, "TMPDIR": str(tmp), **env}
+        return running(GATEWAY_APP, settings, uvicorn_args=uvicorn_args)
+
+    def through(self, gateway: LiveServer, tmp: Path) -> "Stack":
+        """This stack as seen through another of its gateways: uploads go there, and
+        ``assert_consistent`` looks at that gateway's TMPDIR."""
+        return dataclasses.replace(self, gateway=gateway, gateway_tmp=tmp)
 
     def close(self) -> None:
         self._extra.close()

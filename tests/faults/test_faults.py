@@ -5,9 +5,7 @@ very next upload succeeds once the fault has cleared, without restarting the gat
 import os
 import signal
 import socket
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,50 +17,14 @@ from testkit.fake_ffmpeg import HANGING_FFMPEG, fake_ffmpeg
 from testkit.live import leftovers, wait_until
 from testkit.problems import assert_problem
 from testkit.procfs import child_pids, is_running
-from testkit.s3 import S3_CREDENTIALS
 from testkit.wavcorpus import pcm
+from tests.faults.probes import (
+    assert_next_upload_succeeds,
+    assert_reconcile_removes,
+    assert_unavailable,
+    upload,
+)
 from tests.faults.stack import Stack, kill
-
-WAV = pcm(0.3, 8000, 1)
-
-
-def upload(url: str, user: dict[str, str], content: bytes = WAV) -> httpx.Response:
-    with httpx.Client(base_url=url, timeout=60) as client:
-        return client.post(
-            "/record",
-            data={"user": user["id"], "token": user["token"]},
-            files={"file": ("take.wav", content, "audio/wav")},
-        )
-
-
-def assert_unavailable(response: httpx.Response) -> None:
-    assert_problem(response, 503)
-    assert int(response.headers["Retry-After"]) > 0
-
-
-def assert_next_upload_succeeds(stack: Stack) -> None:
-    user = stack.new_user()
-    response = upload(stack.gateway.url, user)
-    assert response.status_code == 201, response.text
-    rows, objects = stack.user_keys(user["id"])
-    assert rows == objects == {f"recordings/{user['id']}/{response.json()['id']}.mp3"}
-    stack.assert_consistent()
-
-
-@pytest.fixture
-def pool() -> Iterator[ThreadPoolExecutor]:
-    with ThreadPoolExecutor(2) as executor:
-        yield executor
-
-
-@pytest.fixture(autouse=True)
-def healthy(stack: Stack) -> Iterator[None]:
-    """Every test starts and ends with every dependency up and the gate open."""
-    stack.gate.reset()
-    yield
-    stack.gate.reset()
-    stack.proxies.database.resume()
-    stack.proxies.s3.resume()
 
 
 def during_encode(
@@ -277,19 +239,7 @@ def test_gateway_killed_between_put_and_insert_leaves_an_orphan_reconcile_finds_
     assert rows == set()
     [orphan] = objects
 
-    env = {
-        **os.environ,
-        **S3_CREDENTIALS,
-        "DATABASE_URL": stack.database_url,
-        "STORAGE_URL": f"s3://{stack.bucket}",
-        "S3_ENDPOINT_URL": stack.s3.url,
-    }
-    command = [sys.executable, "-m", "gateway.reconcile", "--grace-minutes", "0"]
-    found = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
-    assert found.returncode == 1, found.stderr
-    assert f"orphan object (found): {orphan}" in found.stdout
-    fixed = subprocess.run([*command, "--fix"], env=env, capture_output=True, text=True, timeout=60)
-    assert fixed.returncode == 0, fixed.stderr
+    assert_reconcile_removes(stack, orphan)
     assert stack.user_keys(user["id"]) == (set(), set())
     stack.assert_consistent()
     assert_next_upload_succeeds(stack)
