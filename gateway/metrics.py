@@ -14,6 +14,7 @@ from fastapi import Request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from gateway.transcoder_client import Deadlines, Transcoded, TranscoderClient
+from servicekit.audio_options import AudioOptions
 from servicekit.errors import DependencyUnavailable
 from servicekit.metrics import HttpMetrics, new_registry, route_template
 
@@ -97,7 +98,13 @@ class MeteredTranscoderClient(TranscoderClient):
         self._metrics = metrics
 
     async def transcode(
-        self, wav: Path, *, destination: Path, max_duration_seconds: float, request_id: str
+        self,
+        wav: Path,
+        *,
+        destination: Path,
+        max_duration_seconds: float,
+        request_id: str,
+        options: AudioOptions | None = None,
     ) -> Transcoded:
         started = time.perf_counter()
         transcoded = await super().transcode(
@@ -105,6 +112,7 @@ class MeteredTranscoderClient(TranscoderClient):
             destination=destination,
             max_duration_seconds=max_duration_seconds,
             request_id=request_id,
+            options=options,
         )
         self._metrics.transcode_seconds.observe(time.perf_counter() - started)
         self._metrics.audio_seconds.inc(transcoded.duration_seconds)

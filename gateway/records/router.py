@@ -29,10 +29,12 @@ from gateway.models import Record
 from gateway.openapi import TOKEN_SECURITY, problem_responses
 from gateway.records import delivery, docs, service
 from gateway.records.form import FILE_FIELD, UploadedFile, read_upload_form
-from gateway.records.schemas import RecordItem, RecordOut, RecordPage
+from gateway.records.schemas import Loudness, RecordItem, RecordOut, RecordPage
 from gateway.tempfiles import disk_full_is_507, temporary_directory
 from gateway.users.service import check_credentials
+from servicekit.audio_options import AudioOptions
 from servicekit.errors import InvalidInput, NotAWav, TranscodeTimeout, UndecodableAudio
+from servicekit.peaks import DEFAULT_PIXELS, MAX_PIXELS
 
 router = APIRouter(tags=["records"])
 
@@ -47,6 +49,7 @@ def record_url(request: Request, settings: Settings, record: Record) -> str:
 
 
 def record_out(request: Request, settings: Settings, record: Record) -> RecordOut:
+    measured = record.integrated_lufs is not None or record.true_peak_dbtp is not None
     return RecordOut(
         id=record.id,
         user=record.user_id,
@@ -54,6 +57,14 @@ def record_out(request: Request, settings: Settings, record: Record) -> RecordOu
         duration_seconds=record.duration_seconds,
         size_bytes=record.size_bytes,
         content_type=record.content_type,
+        bitrate_kbps=record.bitrate_kbps,
+        mode="vbr" if record.mode == "vbr" else "cbr",
+        tags=record.tags,
+        loudness=Loudness(
+            integrated_lufs=record.integrated_lufs, true_peak_dbtp=record.true_peak_dbtp
+        )
+        if measured or record.peaks_key is not None
+        else None,
     )
 
 
@@ -64,7 +75,10 @@ def record_out(request: Request, settings: Settings, record: Record) -> RecordOu
     summary="Upload a WAV recording; get an MP3 download link",
     description=(
         "Checks the credentials, converts the WAV to MP3 and stores it. The answer's `url` (also "
-        "in `Location`) downloads the MP3 without a token. A failed upload leaves nothing stored."
+        "in `Location`) downloads the MP3 without a token. A failed upload leaves nothing stored. "
+        "Optional fields choose the encoder (`bitrate` CBR or `quality` VBR) and the tags; the "
+        "record reports `bitrate_kbps`, `mode`, `tags` and the input's `loudness`, and its "
+        "waveform peaks are at `GET /record/peaks`. " + docs.TAG_MAPPING
     ),
     openapi_extra={"requestBody": docs.UPLOAD_BODY, **TOKEN_SECURITY},
     responses={
@@ -133,6 +147,8 @@ async def add_record(
                 user_id=_form_user_id(form.fields.get("user")),
                 wav=_form_file(form.file),
                 filename=form.file.filename if form.file else "",
+                # Checked before any encode: a bad option is a 422 that costs no CPU.
+                options=AudioOptions.from_fields(form.fields, loc=("body",)),
             )
             setattr(request.state, USER_ID_STATE, upload.user_id)  # for the access log
             if upload.user_id not in checked:
@@ -188,6 +204,7 @@ async def download_record(
     etag = f'"{record.sha256}"'
     headers = {
         "ETag": etag,
+        "Repr-Digest": delivery.repr_digest(record.sha256),
         "Last-Modified": delivery.http_date(record.created_at),
         "Accept-Ranges": "bytes",
         "Content-Disposition": delivery.content_disposition(record.original_filename),
@@ -215,6 +232,33 @@ async def download_record(
         return Response(status_code=status_code, headers=headers)
     body = await service.open_object(store, record, first, last)
     return StreamingResponse(body, status_code=status_code, headers=headers)
+
+
+@router.get("/record/peaks", **docs.PEAKS)
+async def record_peaks(
+    id: Annotated[uuid.UUID, Query(description="The record id.", examples=[docs.RECORD_EXAMPLE])],
+    user: Annotated[
+        uuid.UUID, Query(description="The owner's user id.", examples=[docs.USER_EXAMPLE])
+    ],
+    database: DatabaseDep,
+    store: StoreDep,
+    pixels: Annotated[
+        int,
+        Query(
+            ge=1,
+            le=MAX_PIXELS,
+            description="The wanted `length` (pixels); the answer is the nearest the stored "
+            "resolution allows.",
+            examples=[DEFAULT_PIXELS],
+        ),
+    ] = DEFAULT_PIXELS,
+) -> JSONResponse:
+    """Waveform peaks (audiowaveform JSON v2), under the download's rule: no token, 404 alike."""
+    record = await service.find_record(database, record_id=id, user_id=user)
+    peaks = await service.read_peaks(store, record)
+    frames = round(record.duration_seconds * peaks.sample_rate)
+    body = peaks.for_pixels(pixels, frames).to_json()
+    return JSONResponse(body, headers={"Cache-Control": "private, max-age=0, must-revalidate"})
 
 
 @router.get(

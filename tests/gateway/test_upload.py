@@ -55,7 +55,10 @@ def test_upload_converts_stores_and_answers_201_with_an_absolute_link(
     assert body["content_type"] == "audio/mpeg"
     assert body["size_bytes"] > 0
     assert gateway.record_count(user["id"]) == 1
-    assert gateway.object_keys(user["id"]) == [f"recordings/{user['id']}/{record_id}.mp3"]
+    assert gateway.object_keys(user["id"]) == [
+        f"recordings/{user['id']}/{record_id}.mp3",
+        f"recordings/{user['id']}/{record_id}.peaks",
+    ]
     download = client.get(body["url"])
     assert download.status_code == 200
     assert len(download.content) == body["size_bytes"]
