@@ -5,7 +5,7 @@ binary ``.dat`` (version 2, 8-bit), served as its JSON (what peaks.js and wavesu
 ``MAX_STORED_PIXELS`` pixels: it starts at ``MIN_SAMPLES_PER_PIXEL`` (or what the declared length
 suggests) and doubles it, merging pixel pairs, whenever the recording turns out longer — so it
 needs no length up front (streamed WAVs declare none). ``Peaks.for_pixels`` re-reduces the stored
-peaks to about the wanted width; the values are exact, as min and max of min and max are.
+peaks to the wanted width (min of mins, max of maxes).
 8-bit values are the 16-bit ones divided by 256, rounded down (a monotone map: it commutes with
 min and max, so storing 8 bits loses nothing the 8-bit JSON could show).
 """
@@ -69,13 +69,25 @@ class Peaks:
         return cls(rate, spp, data.reshape(length, channels, 2))
 
     def for_pixels(self, pixels: int, frames: int | None = None) -> "Peaks":
-        """About ``pixels`` pixels: ``samples_per_pixel`` the multiple of the stored one nearest
-        to ``frames / pixels`` (never finer than stored)."""
-        total = frames if frames is not None else self.length * self.samples_per_pixel
-        factor = max(1, round(total / max(pixels, 1) / self.samples_per_pixel))
-        if factor == 1:
+        """About ``pixels`` pixels of ``round(frames / pixels)`` samples each (never finer than
+        stored). Where an edge falls inside a stored pixel, that pixel counts on both sides:
+        the envelope may reach a few samples further, never less far."""
+        stored = self.samples_per_pixel
+        total = min(frames or self.length * stored, self.length * stored)
+        spp = max(stored, round(total / max(pixels, 1)))
+        if spp == stored or self.length == 0:
             return self
-        return Peaks(self.sample_rate, self.samples_per_pixel * factor, _merge(self.data, factor))
+        length = -(-total // spp)
+        edges = np.arange(length) * spp
+        starts = edges // stored
+        low = np.minimum.reduceat(self.data[..., 0], starts, axis=0)
+        high = np.maximum.reduceat(self.data[..., 1], starts, axis=0)
+        inside = (edges[1:] % stored) != 0  # pixel i + 1 starts inside a stored pixel
+        shared = starts[1:][inside]
+        before = np.flatnonzero(inside)
+        low[before] = np.minimum(low[before], self.data[shared, :, 0])
+        high[before] = np.maximum(high[before], self.data[shared, :, 1])
+        return Peaks(self.sample_rate, spp, np.stack([low, high], axis=-1))
 
     def to_json(self) -> dict[str, Any]:
         """The audiowaveform JSON (version 2): ``data`` interleaves min, max per channel."""
@@ -90,16 +102,10 @@ class Peaks:
         }
 
 
-def _merge(data: npt.NDArray[Any], factor: int) -> npt.NDArray[Any]:
-    """Pixels merged ``factor`` at a time (the last group may be short)."""
-    length = data.shape[0]
-    groups = -(-length // factor)
-    padded = np.empty((groups * factor, *data.shape[1:]), dtype=data.dtype)
-    padded[:length] = data
-    # Padding repeats the last pixel: it changes neither a min nor a max.
-    padded[length:] = data[length - 1] if length else 0
-    shaped = padded.reshape(groups, factor, *data.shape[1:])
-    merged = np.empty((groups, *data.shape[1:]), dtype=data.dtype)
+def _merge_pairs(data: Int16Array) -> Int16Array:
+    """An even number of pixels merged two by two."""
+    shaped = data.reshape(data.shape[0] // 2, 2, *data.shape[1:])
+    merged = np.empty((shaped.shape[0], *data.shape[1:]), dtype=data.dtype)
     merged[..., 0] = shaped[..., 0].min(axis=1)
     merged[..., 1] = shaped[..., 1].max(axis=1)
     return merged
@@ -175,7 +181,7 @@ class PeaksBuilder:
             self._partial[:] = last
             self._partial_frames += spp
         pairs = length // 2
-        self._pixels[:pairs] = _merge(self._pixels[: pairs * 2], 2)
+        self._pixels[:pairs] = _merge_pairs(self._pixels[: pairs * 2])
         self._length = pairs
         self.samples_per_pixel = spp * 2
 

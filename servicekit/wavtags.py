@@ -124,13 +124,16 @@ def merge_tags(requested: Mapping[str, str], from_wav: Mapping[str, str]) -> dic
 
 def decode_text(raw: bytes) -> str:
     """Chunk text as a clean string: cut at the first NUL, UTF-8 if valid else Windows-1252."""
+    return clean_text(_decoded(raw))
+
+
+def _decoded(raw: bytes) -> str:
     raw = raw.split(b"\0", 1)[0]
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
         # Five bytes are undefined in Windows-1252; Latin-1 reads those (as controls, dropped).
-        text = "".join(_cp1252(byte) for byte in raw)
-    return clean_text(text)
+        return "".join(_cp1252(byte) for byte in raw)
 
 
 def clean_text(text: str) -> str:
@@ -161,9 +164,10 @@ def _bext_tags(bext: bytes | None) -> dict[str, str]:
     # OriginationDate[10] OriginationTime[8], then binary fields and the coding history.
     if bext is None or len(bext) < 256:
         return {}
-    description = decode_text(bext[:256])
+    raw_description = _decoded(bext[:256])
+    description = clean_text(raw_description)
     tags: dict[str, str] = {}
-    pairs = _key_values(description)
+    pairs = _key_values(raw_description)
     if pairs is not None:
         tags |= _production_tags(
             pairs.get("SSCENE"), pairs.get("STAKE"), pairs.get("SPROJECT"), pairs.get("SNOTE")

@@ -88,20 +88,6 @@ def decode(path: Path) -> array.array[int]:
     return samples
 
 
-@pytest.fixture
-def joins(monkeypatch: pytest.MonkeyPatch) -> list[parallel.Plan]:
-    """The plans of the joins that ran (the two-segment path really was taken)."""
-    seen: list[parallel.Plan] = []
-    real = parallel.join
-
-    def spy(split: parallel.Plan, first: Path, second: Path, output: Path) -> None:
-        seen.append(split)
-        real(split, first, second, output)
-
-    monkeypatch.setattr(parallel, "join", spy)
-    return seen
-
-
 def audio_frames(data: bytes) -> tuple[bytes, bytes]:
     """(Info frame, the audio frames after it)."""
     start = mp3.id3v2_size(data)
