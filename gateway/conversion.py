@@ -9,9 +9,9 @@ import logging
 import unicodedata
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import anyio
@@ -22,15 +22,17 @@ from gateway import repositories
 from gateway.db import Database
 from gateway.fair_use import check_quota
 from gateway.models import Record
-from gateway.storage import ObjectStore, recording_key
+from gateway.storage import ObjectStore, peaks_key, recording_key
 from gateway.tempfiles import temporary_directory
-from gateway.transcoder_client import TranscoderClient
+from gateway.transcoder_client import Transcoded, TranscoderClient
 from servicekit import wav
+from servicekit.audio_options import AudioOptions
 from servicekit.errors import NotAWav
 
 logger = logging.getLogger(__name__)
 
 MP3_CONTENT_TYPE = "audio/mpeg"
+PEAKS_CONTENT_TYPE = "application/vnd.audiowaveform.dat"
 HEAD_BYTES = 1024 * 1024  # as far as a WAV header may reach (the transcoder looks as far)
 _CHUNK_BYTES = 1024 * 1024
 
@@ -78,6 +80,7 @@ class Conversion:
     record_id: uuid.UUID
     user_id: uuid.UUID
     filename: str
+    options: AudioOptions = field(default_factory=AudioOptions)  # validated already
 
 
 def clean_filename(name: str) -> str:
@@ -116,12 +119,15 @@ async def convert(
             destination=workdir / "out.mp3",
             max_duration_seconds=max_duration_seconds,
             request_id=request_id,
+            options=conversion.options,
             on_progress=on_progress,
         )
+        object_key = recording_key(conversion.user_id, conversion.record_id)
         record = Record(
             id=conversion.record_id,
             user_id=conversion.user_id,
-            object_key=recording_key(conversion.user_id, conversion.record_id),
+            object_key=object_key,
+            peaks_key=peaks_key(object_key),
             original_filename=clean_filename(conversion.filename),
             content_type=MP3_CONTENT_TYPE,
             size_bytes=mp3.size_bytes,
@@ -130,6 +136,7 @@ async def convert(
             channels=mp3.channels,
             sample_rate=mp3.sample_rate,
             bitrate=mp3.bitrate,
+            **audio_columns(mp3),
         )
         await anyio.to_thread.run_sync(
             lambda: store.put_file(
@@ -139,18 +146,48 @@ async def convert(
                 metadata={"original-filename": quote(record.original_filename)},
             )
         )
+        try:
+            await _put_peaks(store, object_key, mp3.peaks, workdir)
+        except BaseException:
+            await _delete_objects(store, [record.object_key])
+            raise
     try:
         return await database.run(lambda session: _insert(session, record, quota_bytes, also))
     except BaseException:
-        # The row is the commit point: without it the object must not stay behind.
-        with anyio.CancelScope(shield=True):
-            try:
-                await anyio.to_thread.run_sync(store.delete, record.object_key)
-            except Exception:
-                logger.exception(
-                    "Orphan object %s left behind; reconcile finds it", record.object_key
-                )
+        # The row is the commit point: without it the objects must not stay behind.
+        await _delete_objects(store, [record.object_key, peaks_key(object_key)])
         raise
+
+
+def audio_columns(mp3: Transcoded) -> dict[str, Any]:
+    """The record's columns of API section 9: encoder mode and rate, tags, loudness."""
+    return {
+        "bitrate_kbps": mp3.bitrate_kbps,
+        "mode": mp3.mode,
+        "tags": dict(mp3.tags),
+        "integrated_lufs": mp3.integrated_lufs,
+        "true_peak_dbtp": mp3.true_peak_dbtp,
+    }
+
+
+async def _put_peaks(store: ObjectStore, object_key: str, peaks: bytes, workdir: Path) -> None:
+    """Store the waveform peaks (audiowaveform .dat) beside the MP3."""
+    path = workdir / "peaks.dat"
+    await anyio.to_thread.run_sync(path.write_bytes, peaks)
+    await anyio.to_thread.run_sync(
+        lambda: store.put_file(
+            peaks_key(object_key), path, content_type=PEAKS_CONTENT_TYPE, metadata={}
+        )
+    )
+
+
+async def _delete_objects(store: ObjectStore, keys: list[str]) -> None:
+    with anyio.CancelScope(shield=True):
+        for key in keys:
+            try:
+                await anyio.to_thread.run_sync(store.delete, key)
+            except Exception:
+                logger.exception("Orphan object %s left behind; reconcile finds it", key)
 
 
 def _insert(

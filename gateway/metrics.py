@@ -16,6 +16,7 @@ from fastapi import Request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from gateway.transcoder_client import Deadlines, Transcoded, TranscoderClient
+from servicekit.audio_options import AudioOptions
 from servicekit.errors import DependencyUnavailable
 from servicekit.metrics import HttpMetrics, new_registry, route_template
 
@@ -119,6 +120,7 @@ class MeteredTranscoderClient(TranscoderClient):
         destination: Path,
         max_duration_seconds: float,
         request_id: str,
+        options: AudioOptions | None = None,
         on_progress: Callable[[int], None] | None = None,
     ) -> Transcoded:
         started = time.perf_counter()
@@ -127,6 +129,7 @@ class MeteredTranscoderClient(TranscoderClient):
             destination=destination,
             max_duration_seconds=max_duration_seconds,
             request_id=request_id,
+            options=options,
             on_progress=on_progress,
         )
         self._metrics.transcode_seconds.observe(time.perf_counter() - started)

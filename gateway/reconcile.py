@@ -1,5 +1,6 @@
-"""Find objects without rows, rows without objects and puts that never finished (S3 multipart
-uploads, the folder store's partial files); ``--fix`` removes all three.
+"""Find objects (MP3s, and the waveform peaks beside them) without rows, rows without objects
+and puts that never finished (S3 multipart uploads, the folder store's partial files); ``--fix``
+removes all three.
 
 ``python -m gateway.reconcile [--fix] [--grace-minutes N]``, with the gateway's settings. Both sides
 are read page by page in key order and merged: memory holds a page (a folder's listing, for the
@@ -18,7 +19,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway import repositories
 from gateway.config import Settings
 from gateway.db import create_db_engine
-from gateway.storage import IncompleteUpload, ObjectStore, StoredObject, open_store
+from gateway.storage import (
+    PEAKS_SUFFIX,
+    IncompleteUpload,
+    ObjectStore,
+    StoredObject,
+    open_store,
+    peaks_key,
+)
 
 PREFIX = "recordings/"
 _PAGE = 1000
@@ -52,8 +60,15 @@ def reconcile(
     objects = store.list_objects(PREFIX)
     rows = _rows(sessions)
     stored, row = next(objects, None), next(rows, None)
+    matched = ""  # the last row's key that had its object
     while stored is not None or row is not None:
-        if row is None or (stored is not None and stored.key.encode() < row[0].encode()):
+        if stored is not None and stored.key.endswith(PEAKS_SUFFIX):
+            # A record's peaks sort right after its MP3 (".mp3" < ".peaks"): they belong to a
+            # row when that MP3 just matched one.
+            if not matched or stored.key != peaks_key(matched):
+                _orphan(report, stored, cutoff)
+            stored = next(objects, None)
+        elif row is None or (stored is not None and stored.key.encode() < row[0].encode()):
             assert stored is not None
             _orphan(report, stored, cutoff)
             stored = next(objects, None)
@@ -61,6 +76,7 @@ def reconcile(
             report.missing_objects.append(row)
             row = next(rows, None)
         else:
+            matched = row[0]
             stored, row = next(objects, None), next(rows, None)
     report.incomplete_uploads = [
         upload for upload in store.list_incomplete(PREFIX) if upload.started < cutoff

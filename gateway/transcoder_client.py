@@ -1,18 +1,22 @@
-"""The gateway's one connection to the transcoder: WAV file in, MP3 file and audio facts out."""
+"""The gateway's one connection to the transcoder: WAV file and options in; MP3 file, audio facts
+and waveform peaks out (a multipart/mixed answer, ``servicekit.transcoded``)."""
 
 import hashlib
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
 import anyio.to_thread
 import httpx
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
 
 from servicekit import wav
+from servicekit.audio_options import AudioOptions, Mode
 from servicekit.errors import (
     PROBLEM_BASE,
     DependencyUnavailable,
@@ -22,12 +26,14 @@ from servicekit.errors import (
     UndecodableAudio,
     error_for_slug,
 )
+from servicekit.transcoded import FACTS_TYPE, MP3_TYPE, MULTIPART_MIXED, PEAKS_TYPE, AudioFacts
 
 if TYPE_CHECKING:
     from gateway.conversion import WavSource
 
 _CHUNK_BYTES = 1024 * 1024
 _MAX_PROBLEM_BYTES = 64 * 1024
+_MAX_SIDE_PART_BYTES = 8 * 1024 * 1024  # the facts and the peaks (at most ~4 MB stereo)
 # The problems of the input the transcoder finds, answered to the client as they are.
 _PASSED_THROUGH = (NotAWav, UndecodableAudio, TranscodeTimeout)
 _CONNECT_SECONDS = 2.0
@@ -38,7 +44,7 @@ _TRANSFER_BYTES_PER_SECOND = 20e6
 
 @dataclass(frozen=True, slots=True)
 class Transcoded:
-    """An MP3 the transcoder produced, written to ``path``."""
+    """An MP3 the transcoder produced, written to ``path``, with what it measured."""
 
     path: Path
     size_bytes: int
@@ -47,6 +53,12 @@ class Transcoded:
     channels: int
     sample_rate: int
     bitrate: int
+    bitrate_kbps: int
+    mode: Mode
+    tags: dict[str, str]
+    integrated_lufs: float | None
+    true_peak_dbtp: float | None
+    peaks: bytes  # audiowaveform .dat, version 2, 8-bit (servicekit.peaks)
 
 
 class TranscoderUnavailable(DependencyUnavailable):
@@ -96,6 +108,7 @@ class TranscoderClient:
         destination: Path,
         max_duration_seconds: float,
         request_id: str,
+        options: AudioOptions | None = None,
         on_progress: Callable[[int], None] | None = None,
     ) -> Transcoded:
         """Send ``source``, write the MP3 to ``destination``; map every failure to an API error.
@@ -119,16 +132,20 @@ class TranscoderClient:
                         params={
                             "max_duration_seconds": max_duration_seconds,
                             "deadline_seconds": round(deadline, 3),
+                            **(options or AudioOptions()).as_fields(),
                         },
-                        headers={"Content-Type": "audio/wav", "X-Request-ID": request_id},
+                        headers={
+                            "Content-Type": "audio/wav",
+                            "Accept": MULTIPART_MIXED,
+                            "X-Request-ID": request_id,
+                        },
                         content=body,
                         timeout=httpx.Timeout(waited, connect=_CONNECT_SECONDS),
                     ) as response,
                 ):
                     if response.status_code != 200:
                         raise await _failure(response)
-                    size, digest = await _save(response.aiter_bytes(_CHUNK_BYTES), destination)
-                    facts = response.headers
+                    bundle = await _save_bundle(response, destination)
         except httpx.ConnectTimeout as error:
             raise TranscoderUnavailable() from error
         except (httpx.TimeoutException, TimeoutError) as error:
@@ -138,17 +155,25 @@ class TranscoderClient:
         except httpx.TransportError as error:
             raise TranscoderUnavailable() from error
         try:
-            return Transcoded(
-                path=destination,
-                size_bytes=size,
-                sha256=digest,
-                duration_seconds=float(facts["X-Audio-Duration-Seconds"]),
-                channels=int(facts["X-Audio-Channels"]),
-                sample_rate=int(facts["X-Audio-Sample-Rate"]),
-                bitrate=int(facts["X-Audio-Bitrate"]),
-            )
-        except (KeyError, ValueError) as error:
+            facts = AudioFacts.from_json(bundle.parts[FACTS_TYPE])
+            peaks = bundle.parts[PEAKS_TYPE]
+        except (KeyError, ValueError, TypeError) as error:
             raise TranscoderUnavailable() from error
+        return Transcoded(
+            path=destination,
+            size_bytes=bundle.mp3_bytes,
+            sha256=bundle.sha256,
+            duration_seconds=facts.duration_seconds,
+            channels=facts.channels,
+            sample_rate=facts.sample_rate,
+            bitrate=facts.bitrate,
+            bitrate_kbps=facts.bitrate_kbps,
+            mode=facts.mode,
+            tags=facts.tags,
+            integrated_lufs=facts.integrated_lufs,
+            true_peak_dbtp=facts.true_peak_dbtp,
+            peaks=peaks,
+        )
 
     async def check(self) -> None:
         """Raise ``TranscoderUnavailable`` unless the transcoder answers its health check soon."""
@@ -163,15 +188,97 @@ class TranscoderClient:
         await self._http.aclose()
 
 
-async def _save(chunks: AsyncIterator[bytes], destination: Path) -> tuple[int, str]:
-    digest = hashlib.sha256()
-    size = 0
-    async with await anyio.open_file(destination, "wb") as out:
-        async for chunk in chunks:
-            digest.update(chunk)
-            size += len(chunk)
-            await out.write(chunk)
-    return size, digest.hexdigest()
+@dataclass(slots=True)
+class _Bundle:
+    """The transcoder's multipart/mixed answer: small parts in memory, the MP3 on disk."""
+
+    parts: dict[str, bytes] = field(default_factory=dict)
+    mp3_bytes: int = 0
+    sha256: str = ""
+
+
+class _BundleReader:
+    """python-multipart callbacks; MP3 bytes collect in ``pending`` until written out."""
+
+    def __init__(self) -> None:
+        self.parts: dict[str, bytearray] = {}
+        self.digest = hashlib.sha256()
+        self.mp3_bytes = 0
+        self.pending = bytearray()
+        self.finished = False
+        self._type = ""
+        self._field = bytearray()
+        self._value = bytearray()
+        self._headers: dict[str, str] = {}
+
+    def on_part_begin(self) -> None:
+        self._headers = {}
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._field += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._value += data[start:end]
+
+    def on_header_end(self) -> None:
+        self._headers[self._field.decode("latin-1").lower()] = self._value.decode("latin-1")
+        self._field.clear()
+        self._value.clear()
+
+    def on_headers_finished(self) -> None:
+        self._type = self._headers.get("content-type", "").strip()
+        if self._type != MP3_TYPE:
+            self.parts[self._type] = bytearray()
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        piece = data[start:end]
+        if self._type == MP3_TYPE:
+            self.digest.update(piece)
+            self.mp3_bytes += len(piece)
+            self.pending += piece
+            return
+        part = self.parts[self._type]
+        part += piece
+        if len(part) > _MAX_SIDE_PART_BYTES:
+            raise ValueError(f"the transcoder's {self._type} part is too large")
+
+    def on_end(self) -> None:
+        self.finished = True
+
+
+async def _save_bundle(response: httpx.Response, destination: Path) -> _Bundle:
+    """Parse the multipart/mixed body as it streams; the MP3 part goes to ``destination``."""
+    _, options = parse_options_header(response.headers.get("Content-Type", ""))
+    boundary = options.get(b"boundary")
+    if not boundary:
+        raise TranscoderUnavailable("The transcoder answered without a multipart boundary.")
+    reader = _BundleReader()
+    parser = MultipartParser(
+        boundary,
+        {
+            "on_part_begin": reader.on_part_begin,
+            "on_part_data": reader.on_part_data,
+            "on_header_field": reader.on_header_field,
+            "on_header_value": reader.on_header_value,
+            "on_header_end": reader.on_header_end,
+            "on_headers_finished": reader.on_headers_finished,
+            "on_end": reader.on_end,
+        },
+    )
+    try:
+        async with await anyio.open_file(destination, "wb") as out:
+            async for chunk in response.aiter_bytes(_CHUNK_BYTES):
+                parser.write(chunk)
+                if reader.pending:
+                    await out.write(bytes(reader.pending))
+                    reader.pending.clear()
+            parser.finalize()
+    except (MultipartParseError, ValueError) as error:
+        raise TranscoderUnavailable() from error
+    if not reader.finished or reader.mp3_bytes == 0:
+        raise TranscoderUnavailable()
+    parts = {name: bytes(value) for name, value in reader.parts.items()}
+    return _Bundle(parts, reader.mp3_bytes, reader.digest.hexdigest())
 
 
 def _declared_duration(head: bytes) -> float | None:

@@ -93,3 +93,9 @@ class Gateway:
 GatewayFactory = Callable[..., AbstractContextManager[Gateway]]
 # ``with ops_gateway(output=path, **settings) as url``: a live gateway, its output in a file.
 OpsGateway = Callable[..., AbstractContextManager[str]]
+
+
+def assert_nothing_stored(gateway: Gateway, user_id: str) -> None:
+    """No record row and no object of ``user_id``: a failed upload left nothing behind."""
+    assert gateway.record_count(user_id) == 0
+    assert gateway.object_keys(user_id) == []

@@ -1,4 +1,5 @@
-"""The one place that knows ffmpeg: a streamed WAV in, a complete MP3 file with a LAME tag out."""
+"""The one place that knows ffmpeg: a streamed WAV in, a complete MP3 file with a LAME tag out,
+tagged, with the input's loudness and waveform peaks measured in the same run."""
 
 import asyncio
 import contextlib
@@ -12,9 +13,11 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
-from servicekit import wav
+from servicekit import wav, wavtags
+from servicekit.audio_options import AudioOptions, Mode, effective_cbr_kbps
 from servicekit.errors import TranscodeTimeout, UndecodableAudio
-from transcoder import mp3, parallel
+from servicekit.peaks import Peaks, PeaksBuilder
+from transcoder import analysis, mp3, parallel, tagging
 from transcoder.admission import EncodeSlots
 from transcoder.errors import EncoderUnavailable
 
@@ -23,9 +26,43 @@ logger = logging.getLogger(__name__)
 MAX_HEADER_BYTES = 1024 * 1024
 MP3_SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 _STDIN_CHUNK_BYTES = 256 * 1024
-_STDERR_TAIL_BYTES = 4096
+_STDERR_TAIL_BYTES = 16384  # the ebur128 summary is near the end of an info-level log
+_PEAKS_BATCH_BYTES = 1024 * 1024
 _DURATION_MARGIN_SECONDS = 1.0  # -t stops a runaway input just past the limit; the check is exact
 _TERMINATE_GRACE_SECONDS = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """How LAME is run: CBR at ``kbps`` or VBR at ``-V quality``."""
+
+    mode: Mode
+    kbps: int = 0
+    quality: int = 0
+
+    def arguments(self) -> list[str]:
+        if self.mode == "vbr":
+            return ["-q:a", str(self.quality)]
+        return ["-b:a", f"{self.kbps}k"]
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """A finished, tagged MP3 and what was measured on the way."""
+
+    info: mp3.Mp3Info
+    mode: Mode
+    bitrate_kbps: int  # CBR: the nominal rate; VBR: the stream's average
+    tags: dict[str, str]
+    loudness: analysis.Loudness | None
+    peaks: Peaks
+
+
+@dataclass(frozen=True, slots=True)
+class _Run:
+    stderr: bytes
+    audio_bytes: int
+    peaks: Peaks | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +84,10 @@ class Encoder:
         output: Path,
         max_duration_seconds: float,
         deadline_seconds: float | None = None,
-    ) -> mp3.Mp3Info:
-        """Read the WAV from ``body`` and write the MP3 to ``output`` (an existing, seekable file).
+        options: AudioOptions | None = None,
+    ) -> Encoded:
+        """Read the WAV from ``body`` and write the tagged MP3 to ``output`` (an existing,
+        seekable file), as ``options`` ask (else CBR at ``bitrate``).
 
         ``deadline_seconds``: the caller's deadline for the whole encode, waiting for an encoder
         included (at most ``timeout_seconds``). Raises ``NotAWav``/``UndecodableAudio`` for bad
@@ -56,26 +95,55 @@ class Encoder:
         deadline. Client disconnects (``ClientDisconnect`` from ``body``) and cancellation
         propagate; in every case ffmpeg is stopped and reaped before this returns.
         """
+        options = options or AudioOptions()
         timeout = min(self.timeout_seconds, deadline_seconds or math.inf)
         deadline = time.monotonic() + timeout
         try:
             async with asyncio.timeout(timeout):
                 header, buffered = await read_header(body)
             wav.check_supported(header, max_duration_seconds=max_duration_seconds)
+            choice = self.choice(header, options)
+            trailing = tagging.TrailingChunks(header, buffered, body)
             split = parallel.plan(header, self.parallel_min_seconds)
+            if choice.mode != "cbr":
+                split = None  # VBR halves cannot be joined into the single pass
             async with self._slots(2 if split else 1, deadline) as processes:
                 async with asyncio.timeout(deadline - time.monotonic()):
-                    stderr, audio_bytes = await self._encode(
+                    run = await self._encode(
                         header,
                         buffered,
-                        body,
+                        trailing.stream(),
                         output,
                         max_duration_seconds,
+                        choice,
                         split if processes > 1 else None,
                     )
         except TimeoutError:
             raise TranscodeTimeout(f"Transcoding took longer than {timeout:g} seconds.") from None
-        return await _check_output(output, stderr, audio_bytes, max_duration_seconds)
+        info = await _check_output(output, run.stderr, run.audio_bytes, max_duration_seconds)
+        from_wav = tagging.wav_tags(buffered, header, bytes(trailing.tail))
+        tags = tagging.writable(wavtags.merge_tags(options.tags(), from_wav))
+        await asyncio.to_thread(tagging.finish_mp3, output, tags)
+        # The finished file, read back: its Info frame (CRC included) still parses.
+        info = mp3.parse(await asyncio.to_thread(_read_head, output))
+        if run.peaks is None:
+            raise UndecodableAudio("No waveform could be computed from the WAV file.")
+        return Encoded(
+            info=info,
+            mode=choice.mode,
+            bitrate_kbps=choice.kbps if choice.mode == "cbr" else round(info.bitrate / 1000),
+            tags=tags,
+            loudness=analysis.parse_loudness(run.stderr.decode("utf-8", "replace")),
+            peaks=run.peaks,
+        )
+
+    def choice(self, header: wav.WavHeader, options: AudioOptions) -> Choice:
+        """The options' mode, else the default CBR rate; CBR capped where MPEG-2 rates are."""
+        if options.quality is not None:
+            return Choice("vbr", quality=options.quality)
+        kbps = options.bitrate_kbps or int(self.bitrate.removesuffix("k"))
+        rate = output_sample_rate(header.sample_rate)
+        return Choice("cbr", kbps=effective_cbr_kbps(kbps, rate))
 
     def _slots(self, wanted: int, deadline: float) -> AbstractAsyncContextManager[int]:
         if self.slots is None:
@@ -89,19 +157,28 @@ class Encoder:
         body: AsyncIterator[bytes],
         output: Path,
         max_duration_seconds: float,
+        choice: Choice,
         split: parallel.Plan | None,
-    ) -> tuple[bytes, int]:
-        command = self.command(header, output, max_duration_seconds)
+    ) -> _Run:
+        command = self.command(header, output, max_duration_seconds, choice)
         if split is None:
             return await self._run(command, buffered, body, header)
 
         async def segment(
-            wav_header: bytes, audio: AsyncIterator[bytes], path: Path
-        ) -> tuple[bytes, int]:
-            argv = self.command(header, path, max_duration_seconds, parallel.SEGMENT_OPTIONS)
+            wav_header: bytes, audio: AsyncIterator[bytes], path: Path, end_sample: int | None
+        ) -> _Run:
+            argv = self.command(
+                header,
+                path,
+                max_duration_seconds,
+                choice,
+                parallel.SEGMENT_OPTIONS,
+                analysed=end_sample is not None,
+                encode_end_sample=end_sample,
+            )
             return await self._run(argv, wav_header, audio, header)
 
-        async def single(wav_header: bytes, audio: AsyncIterator[bytes]) -> tuple[bytes, int]:
+        async def single(wav_header: bytes, audio: AsyncIterator[bytes]) -> _Run:
             return await self._run(command, wav_header, audio, header)
 
         return await parallel.encode(
@@ -113,30 +190,54 @@ class Encoder:
         header: wav.WavHeader,
         output: Path,
         max_duration_seconds: float,
+        choice: Choice,
         options: Sequence[str] = (),
+        *,
+        analysed: bool = True,
+        encode_end_sample: int | None = None,
     ) -> list[str]:
-        """The ffmpeg argument list: input format forced, pipe-only input, seekable file output."""
+        """The ffmpeg argument list: input format forced, pipe-only input, seekable file output,
+        no metadata of ffmpeg's own; ``analysed`` adds the loudness and waveform branches (the
+        PCM on stdout, the loudness summary in the info-level log)."""
         channels = "1" if header.channels == 1 else "2"
         limit = f"{max_duration_seconds + _DURATION_MARGIN_SECONDS:.3f}"
-        return [
+        argv = [
             self.ffmpeg,
-            *("-nostdin", "-hide_banner", "-loglevel", "error"),
-            *("-protocol_whitelist", "pipe", "-f", "wav", "-i", "pipe:0"),
-            *("-map", "0:a:0", "-vn", "-c:a", "libmp3lame", "-b:a", self.bitrate),
-            *options,
-            *("-ac", channels, "-ar", str(output_sample_rate(header.sample_rate))),
-            *("-t", limit, "-f", "mp3", "-y", str(output)),
+            *("-nostdin", "-hide_banner", "-nostats"),
+            *("-loglevel", "level+info" if analysed else "level+error"),
+            *("-protocol_whitelist", "pipe", "-f", "wav", "-t", limit, "-i", "pipe:0"),
         ]
+        if analysed:
+            graph = analysis.filter_graph(encode_end_sample)
+            argv += ["-filter_complex", graph, "-map", analysis.ENCODE_LABEL]
+        else:
+            argv += ["-map", "0:a:0"]
+        argv += [
+            *("-vn", "-c:a", "libmp3lame", *choice.arguments(), *options),
+            *("-ac", channels, "-ar", str(output_sample_rate(header.sample_rate))),
+            # No tags, no encoder strings: tagging.finish_mp3 writes what the file carries.
+            *("-map_metadata", "-1", "-fflags", "+bitexact", "-flags:a", "+bitexact"),
+            *("-id3v2_version", "0", "-write_id3v1", "0", "-f", "mp3", "-y", str(output)),
+        ]
+        if analysed:
+            argv += [
+                *("-map", analysis.PEAKS_LABEL, "-ac", channels, "-c:a", "pcm_s16le"),
+                *("-f", "s16le", "pipe:1"),
+                *("-map", analysis.MEASURED_LABEL, "-f", "null", "-"),
+            ]
+        return argv
 
     async def _run(
         self, command: list[str], buffered: bytes, body: AsyncIterator[bytes], header: wav.WavHeader
-    ) -> tuple[bytes, int]:
-        """Run ffmpeg to its end; returns (stderr tail, audio bytes sent) when it exits 0."""
+    ) -> _Run:
+        """Run ffmpeg to its end; returns its stderr tail, the audio bytes sent and the peaks
+        (when the command makes them) once it exits 0."""
+        analysed = "pipe:1" in command
         try:
             process = await asyncio.create_subprocess_exec(
                 *command,
                 stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE if analysed else asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.PIPE,
             )
         except OSError as error:
@@ -145,19 +246,47 @@ class Encoder:
         assert process.stdin is not None
         assert process.stderr is not None
         stderr_tail = asyncio.create_task(_tail(process.stderr))
+        builder = PeaksBuilder(
+            1 if header.channels == 1 else 2, header.sample_rate, _declared_frames(header)
+        )
+        waveform = None
+        if process.stdout is not None:
+            waveform = asyncio.create_task(_read_pcm(process.stdout, builder))
         try:
             sent = await _feed(process.stdin, buffered, body)
             returncode = await process.wait()
+            if waveform is not None:
+                await waveform
             stderr = await stderr_tail
         finally:
             await _stop(process)
             stderr_tail.cancel()
+            if waveform is not None:
+                waveform.cancel()
         audio_bytes = max(0, sent - header.data_offset)
         if returncode != 0:
             if audio_bytes == 0:
                 raise UndecodableAudio(_NO_AUDIO)
             raise UndecodableAudio(f"The audio could not be decoded: {_summary(stderr)}")
-        return stderr, audio_bytes
+        peaks = await asyncio.to_thread(builder.finish) if waveform is not None else None
+        return _Run(stderr, audio_bytes, peaks)
+
+
+def _declared_frames(header: wav.WavHeader) -> int | None:
+    seconds = header.duration_seconds
+    return round(seconds * header.sample_rate) if seconds is not None else None
+
+
+async def _read_pcm(stdout: asyncio.StreamReader, builder: PeaksBuilder) -> None:
+    """Drain ffmpeg's PCM into ``builder``, a batch at a time in a worker thread."""
+    batch = bytearray()
+    while chunk := await stdout.read(_PEAKS_BATCH_BYTES):
+        batch += chunk
+        if len(batch) >= _PEAKS_BATCH_BYTES:
+            await asyncio.to_thread(builder.feed, bytes(batch))
+            batch.clear()
+    if batch:
+        await asyncio.to_thread(builder.feed, bytes(batch))
 
 
 _NO_AUDIO = "The WAV file contains no audio (it is empty or ends right after its header)."
@@ -247,14 +376,18 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
 
 
 def _summary(stderr: bytes) -> str:
-    """ffmpeg's first line about the input, short and printable (not its follow-up noise)."""
+    """ffmpeg's first error line about the input, short and printable (not its follow-up noise;
+    the log is at info level with ``[level]`` tags, for the loudness summary)."""
     for raw_line in stderr.decode("utf-8", "replace").splitlines():
+        if not _ERROR_LEVEL.search(raw_line):
+            continue
         line = _LOG_PREFIX.sub("", raw_line).strip()
         if line and not line.startswith(_FOLLOW_UP_LINES):
             return re.sub(r"[^\x20-\x7e]", "?", line)[:200]
     return "the decoder failed."
 
 
+_ERROR_LEVEL = re.compile(r"\[(error|fatal|panic)\]")
 _LOG_PREFIX = re.compile(r"^(\[[^\]]*\]\s*)+")  # "[aist#0:0/pcm @ 0x55…] [dec:pcm @ 0x…] "
 _FOLLOW_UP_LINES = (
     "Error opening output",

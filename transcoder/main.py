@@ -7,6 +7,7 @@ import asyncio
 import logging
 import math
 import os
+import secrets
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -23,10 +24,20 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from servicekit import __version__
+from servicekit.audio_options import CBR_KBPS, TEXT_FIELDS, AudioOptions
 from servicekit.errors import ServiceError
 from servicekit.logs import configure_logging
 from servicekit.problems import PROBLEM_JSON, install_problem_handlers, problem_response
 from servicekit.scratch import claim_scratch
+from servicekit.transcoded import (
+    FACTS_TYPE,
+    MP3_TYPE,
+    MULTIPART_MIXED,
+    PEAKS_TYPE,
+    AudioFacts,
+    closing,
+    part_head,
+)
 from transcoder.admission import EncodeSlots
 from transcoder.config import Settings
 from transcoder.encoder import Encoder
@@ -94,17 +105,51 @@ router = APIRouter()
 _PROBLEM: dict[str, Any] = {"content": {PROBLEM_JSON: {}}}
 
 
+_OPTION_PARAMETERS: list[dict[str, Any]] = [
+    {
+        "name": "bitrate",
+        "in": "query",
+        "required": False,
+        "description": "CBR kbit/s (32-320, MPEG-1 rates; at most 160 below 32 kHz output).",
+        "schema": {"type": "integer", "enum": list(CBR_KBPS)},
+    },
+    {
+        "name": "quality",
+        "in": "query",
+        "required": False,
+        "description": "VBR, LAME -V 0 (best) to 9; not with bitrate.",
+        "schema": {"type": "integer", "minimum": 0, "maximum": 9},
+    },
+    *(
+        {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "description": f"ID3 {name} (at most 255 characters); else the WAV's own.",
+            "schema": {"type": "string", "maxLength": 255},
+        }
+        for name in TEXT_FIELDS
+    ),
+]
+
+
 @router.post(
     "/transcode",
     response_class=FileResponse,
+    openapi_extra={"parameters": _OPTION_PARAMETERS},
     responses={
         200: {
-            "content": {"audio/mpeg": {}},
-            "description": "The MP3; X-Audio-Duration-Seconds, -Channels, -Sample-Rate, -Bitrate.",
+            "content": {"audio/mpeg": {}, MULTIPART_MIXED: {}},
+            "description": "The MP3; X-Audio-Duration-Seconds, -Channels, -Sample-Rate, -Bitrate, "
+            "-Mode, -Bitrate-Kbps, -Integrated-LUFS, -True-Peak-dBTP. With Accept: "
+            "multipart/mixed: the facts (JSON), the peaks (audiowaveform .dat) and the MP3.",
         },
         415: {"description": "Not a WAV file", **_PROBLEM},
         503: {"description": "No encoder free (Retry-After)", **_PROBLEM},
-        422: {"description": "A WAV whose audio is unusable or too long", **_PROBLEM},
+        422: {
+            "description": "Bad options, or a WAV whose audio is unusable or too long",
+            **_PROBLEM,
+        },
         504: {"description": "The encode passed TRANSCODE_TIMEOUT_SECONDS", **_PROBLEM},
     },
 )
@@ -114,32 +159,55 @@ async def transcode(
     max_duration_seconds: Annotated[float | None, Query(gt=0, allow_inf_nan=False)] = None,
     deadline_seconds: Annotated[float | None, Query(gt=0, allow_inf_nan=False)] = None,
 ) -> Response:
-    """Convert the WAV request body (streamed, any Content-Type) to an MP3.
+    """Convert the WAV request body (streamed, any Content-Type) to a tagged MP3.
 
     ``deadline_seconds``: the caller's deadline, waiting for an encoder included (at most
     ``TRANSCODE_TIMEOUT_SECONDS``); past it the answer is 504, or 503 if no encoder was free.
+    The options (``bitrate`` or ``quality``, ``title``, ``artist``, ``album``, ``comment``) are
+    checked again here, as the gateway checks them: this is a service of its own.
     """
+    options = AudioOptions.from_fields(request.query_params, loc=("query",))
     settings, metrics = resources.settings, resources.metrics
     limit = min(max_duration_seconds or math.inf, settings.max_duration_seconds)
     output = await asyncio.to_thread(_new_temporary_mp3)
     started = time.perf_counter()
     try:
-        info = await resources.encoder.encode(
+        encoded = await resources.encoder.encode(
             request.stream(),
             output=output,
             max_duration_seconds=limit,
             deadline_seconds=deadline_seconds,
+            options=options,
         )
     except BaseException:
         await asyncio.to_thread(output.unlink, missing_ok=True)
         raise
+    info = encoded.info
     metrics.encode_seconds.observe(time.perf_counter() - started)
     metrics.audio_seconds.inc(info.duration_seconds)
+    loudness = encoded.loudness
+    facts = AudioFacts(
+        duration_seconds=info.duration_seconds,
+        channels=info.channels,
+        sample_rate=info.sample_rate,
+        bitrate=info.bitrate,
+        bitrate_kbps=encoded.bitrate_kbps,
+        mode=encoded.mode,
+        tags=encoded.tags,
+        integrated_lufs=loudness.integrated_lufs if loudness else None,
+        true_peak_dbtp=loudness.true_peak_dbtp if loudness else None,
+    )
+    if MULTIPART_MIXED in request.headers.get("Accept", ""):
+        return BundleResponse(output, facts.to_json(), encoded.peaks.to_dat())
     headers = {
         "X-Audio-Duration-Seconds": repr(info.duration_seconds),
         "X-Audio-Channels": str(info.channels),
         "X-Audio-Sample-Rate": str(info.sample_rate),
         "X-Audio-Bitrate": str(info.bitrate),
+        "X-Audio-Mode": encoded.mode,
+        "X-Audio-Bitrate-Kbps": str(encoded.bitrate_kbps),
+        "X-Audio-Integrated-LUFS": str(facts.integrated_lufs),
+        "X-Audio-True-Peak-dBTP": str(facts.true_peak_dbtp),
     }
     return TemporaryFileResponse(output, media_type="audio/mpeg", headers=headers)
 
@@ -169,6 +237,40 @@ class TemporaryFileResponse(FileResponse):
             await super().__call__(scope, receive, send)
         finally:
             await asyncio.to_thread(Path(self.path).unlink, missing_ok=True)
+
+
+class BundleResponse(Response):
+    """multipart/mixed: facts, peaks, then the MP3 streamed from its temporary file, which is
+    deleted once sent, or once sending failed (``servicekit.transcoded``)."""
+
+    def __init__(self, mp3: Path, facts: bytes, peaks: bytes) -> None:
+        self.mp3 = mp3
+        self.boundary = secrets.token_hex(16)
+        self.head = (
+            part_head(self.boundary, FACTS_TYPE, first=True)
+            + facts
+            + part_head(self.boundary, PEAKS_TYPE)
+            + peaks
+            + part_head(self.boundary, MP3_TYPE)
+        )
+        super().__init__(media_type=f'{MULTIPART_MIXED}; boundary="{self.boundary}"')
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            size = (await asyncio.to_thread(self.mp3.stat)).st_size
+            tail = closing(self.boundary)
+            self.headers["Content-Length"] = str(len(self.head) + size + len(tail))
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            await send({"type": "http.response.body", "body": self.head, "more_body": True})
+            with await asyncio.to_thread(self.mp3.open, "rb") as source:
+                while chunk := await asyncio.to_thread(source.read, _SEND_CHUNK_BYTES):
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": tail})
+        finally:
+            await asyncio.to_thread(self.mp3.unlink, missing_ok=True)
+
+
+_SEND_CHUNK_BYTES = 256 * 1024
 
 
 def _count_failure(request: Request, status: int, slug: str, error: Exception) -> None:

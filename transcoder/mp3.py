@@ -20,6 +20,7 @@ _BITRATES_KBPS = {
 _SAMPLE_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
 _XING_FRAMES, _XING_BYTES, _XING_TOC, _XING_QUALITY = 1, 2, 4, 8
 _LAME_TAG_BYTES = 36
+ANONYMOUS_ENCODER = b"LAME" + bytes(5)
 _LAME_CRC_COVERS = 190
 
 
@@ -169,10 +170,46 @@ def _with_stream_bitrate(
     return dataclasses.replace(info, bitrate=bitrate)
 
 
+def lame_tag_crc(frame: bytes | bytearray, lame_offset: int) -> int:
+    """The tag CRC: over the Info frame's first 190 bytes, its own field as zeros. A frame
+    shorter than that (a low-rate VBR Info frame can be 182 bytes) counts as zero-padded, as
+    ffmpeg's muxer computes it."""
+    covered = bytearray(frame[:_LAME_CRC_COVERS])
+    covered += bytes(_LAME_CRC_COVERS - len(covered))
+    crc_offset = lame_offset + _LAME_TAG_BYTES - 2
+    covered[crc_offset : crc_offset + 2] = bytes(len(covered[crc_offset : crc_offset + 2]))
+    return crc16(bytes(covered))
+
+
 def _tag_crc_matches(frame: bytes, lame_offset: int) -> bool:
-    """The tag CRC covers the frame's first 190 bytes, its own field (if among them) as zeros."""
     crc_offset = lame_offset + _LAME_TAG_BYTES - 2
     stored = frame[crc_offset : crc_offset + 2]
-    covered = bytearray(frame[:_LAME_CRC_COVERS])
-    covered[crc_offset : crc_offset + 2] = bytes(len(covered[crc_offset : crc_offset + 2]))
-    return crc16(bytes(covered)) == int.from_bytes(stored, "big")
+    return lame_tag_crc(frame, lame_offset) == int.from_bytes(stored, "big")
+
+
+def lame_tag_offset(frame: bytes | bytearray) -> int:
+    """Where the LAME tag starts in an Info frame (which starts at ``frame[0]``)."""
+    header = parse_frame_header(bytes(frame[:4]))
+    xing = 4 + header.side_info_bytes
+    (flags,) = struct.unpack_from(">I", frame, xing + 4)
+    return (
+        xing
+        + 8
+        + (4 if flags & _XING_FRAMES else 0)
+        + (4 if flags & _XING_BYTES else 0)
+        + (100 if flags & _XING_TOC else 0)
+        + (4 if flags & _XING_QUALITY else 0)
+    )
+
+
+def without_encoder_version(frame: bytes | bytearray) -> bytes:
+    """The Info frame with the LAME tag's encoder version string (ffmpeg writes ``Lavc61.3.``
+    or ``Lavf``) replaced by ``LAME`` and NULs, its CRC made right. Decoders (ffmpeg among them)
+    honour the delay and padding only behind a ``LAME``/``Lavf``/``Lavc`` prefix."""
+    edited = bytearray(frame)
+    lame = lame_tag_offset(edited)
+    edited[lame : lame + 9] = ANONYMOUS_ENCODER
+    crc = lame_tag_crc(edited, lame)
+    crc_offset = lame + _LAME_TAG_BYTES - 2
+    edited[crc_offset : crc_offset + 2] = crc.to_bytes(2, "big")
+    return bytes(edited)

@@ -12,6 +12,10 @@ padding, music length, music CRC and tag CRC of the whole stream.
 
 The body is spooled to an unlinked temporary file as it arrives; each segment's ffmpeg reads
 its range from there as soon as the bytes are in, so segment 1 starts with the first bytes.
+Segment 1 reads the whole input, not only its part: its ffmpeg also measures loudness and makes
+the waveform PCM of everything (``transcoder.analysis``) while its encoder stops at ``first_end``
+(``atrim``), so the split keeps the one-pass analysis. Only CBR is split: VBR frames differ
+with what came before, so halves of VBR encodes could not be joined into the single pass.
 Anything unexpected (the data ends early, an encode fails) falls back to the single encode
 over the spool, which then answers exactly as it always did.
 """
@@ -28,7 +32,7 @@ import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar, cast
 
 from servicekit import wav
 from transcoder import mp3
@@ -48,8 +52,11 @@ _SPOOL_FLUSH_BYTES = 1024 * 1024
 _MAX_RIFF_DATA = 0xFFFFFFFF - 64
 _XING_FRAMES, _XING_BYTES, _XING_TOC = 1, 2, 4
 
-RunSegment = Callable[[bytes, AsyncIterator[bytes], Path], Coroutine[Any, Any, tuple[bytes, int]]]
-RunSingle = Callable[[bytes, AsyncIterator[bytes]], Awaitable[tuple[bytes, int]]]
+R = TypeVar("R")
+# (WAV header, audio, output path, encode_end_sample): segment 1 is given the whole input and
+# the sample where its encode ends; segment 2 its own part and None.
+RunSegment = Callable[[bytes, AsyncIterator[bytes], Path, int | None], Coroutine[Any, Any, R]]
+RunSingle = Callable[[bytes, AsyncIterator[bytes]], Awaitable[R]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,13 +183,14 @@ async def encode(
     body: AsyncIterator[bytes],
     output: Path,
     *,
-    run_segment: RunSegment,
-    run_single: RunSingle,
-) -> tuple[bytes, int]:
-    """Encode both segments at once and join them into ``output``; returns (stderr, audio bytes).
+    run_segment: RunSegment[R],
+    run_single: RunSingle[R],
+) -> R:
+    """Encode both segments at once and join them into ``output``; returns segment 1's result.
 
-    ``run_segment(header, body, path)`` encodes a WAV with ``SEGMENT_OPTIONS`` to ``path``;
-    ``run_single(header, body)`` is the usual single encode to ``output`` (the fallback).
+    ``run_segment(header, body, path, end_sample)`` encodes a WAV with ``SEGMENT_OPTIONS`` to
+    ``path`` (up to ``end_sample`` when given); ``run_single(header, body)`` is the usual single
+    encode to ``output`` (the fallback, whose result is returned then).
     """
     header = split.header
     assert header.data_size is not None
@@ -195,9 +203,10 @@ async def encode(
         segments = [
             asyncio.create_task(
                 run_segment(
-                    segment_header(header, split.first_end),
-                    spool.read(0, split.first_end * block),
+                    segment_header(header, split.samples),
+                    spool.read(0, split.samples * block),
                     first,
+                    split.first_end,
                 )
             ),
             asyncio.create_task(
@@ -205,6 +214,7 @@ async def encode(
                     segment_header(header, split.samples - split.second_start),
                     spool.read(split.second_start * block, split.samples * block),
                     second,
+                    None,
                 )
             ),
         ]
@@ -219,7 +229,7 @@ async def encode(
                 except (ValueError, OSError, IndexError, struct.error) as error:
                     logger.warning("cannot join the segments (%s): encoding in one pass", error)
                 else:
-                    return b"", spool.size
+                    return cast(R, results[0])
             elif failures:
                 logger.warning("a segment failed (%s): encoding in one pass", failures[0])
         finally:
@@ -350,8 +360,7 @@ class _Segment:
         lame = self.lame_offset
         frame[lame + 21 : lame + 24] = ((delay << 12) | padding).to_bytes(3, "big")
         struct.pack_into(">IH", frame, lame + 28, stream_bytes, music_crc)
-        frame[lame + 34 : lame + 36] = b"\0\0"
-        struct.pack_into(">H", frame, lame + 34, crc16(bytes(frame[:190])))
+        struct.pack_into(">H", frame, lame + 34, mp3.lame_tag_crc(frame, lame))
         return bytes(frame)
 
 

@@ -63,7 +63,7 @@ async def submit_file(
             offset=source.size,
             filename=conversion.filename,
             expires_at=utc_now() + timedelta(seconds=expires_seconds),
-            options={},
+            options=conversion.options.as_fields(),
         )
         session.add(upload)
         session.add(UploadChunk(upload_id=upload_id, offset=0, size=source.size, key=key))

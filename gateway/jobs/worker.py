@@ -31,6 +31,7 @@ from gateway.models.base import utc_now
 from gateway.storage import ObjectMissing
 from gateway.uploads import sweeper
 from gateway.uploads.store import StoredUpload, delete_upload
+from servicekit.audio_options import AudioOptions
 from servicekit.errors import DependencyUnavailable, ServiceError
 from servicekit.logs import request_id_var
 
@@ -140,7 +141,9 @@ class Worker:
                         )
                     )
 
-        conversion = Conversion(job.record_id, job.user_id, work.upload.filename)
+        # Checked when the upload was made; parsed again here, as a job may outlive a version.
+        options = AudioOptions.from_fields(work.upload.options, loc=("metadata",))
+        conversion = Conversion(job.record_id, job.user_id, work.upload.filename, options)
         try:
             await _beside(
                 heartbeat,

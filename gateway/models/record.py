@@ -1,7 +1,8 @@
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.models.base import Base, UtcDateTime, utc_now
@@ -27,4 +28,13 @@ class Record(Base):
     channels: Mapped[int] = mapped_column(Integer)
     sample_rate: Mapped[int] = mapped_column(Integer)
     bitrate: Mapped[int] = mapped_column(Integer)
+    # The nominal CBR rate, or the average of a VBR stream (kbit/s).
+    bitrate_kbps: Mapped[int] = mapped_column(Integer)
+    mode: Mapped[str] = mapped_column(String(3))  # "cbr" | "vbr"
+    # The ID3 text frames written: {"title": ..., ...}, only those present.
+    tags: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    integrated_lufs: Mapped[float | None] = mapped_column(Float)
+    true_peak_dbtp: Mapped[float | None] = mapped_column(Float)
+    # The waveform peaks object (audiowaveform .dat); None for records made before peaks.
+    peaks_key: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utc_now)

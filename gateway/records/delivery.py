@@ -1,5 +1,6 @@
 """HTTP details of serving a recording: byte ranges, validators, the download file name."""
 
+import base64
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -76,3 +77,8 @@ def content_disposition(original_filename: str) -> str:
 
 def http_date(moment: datetime) -> str:
     return format_datetime(moment.astimezone(UTC).replace(microsecond=0), usegmt=True)
+
+
+def repr_digest(sha256_hex: str) -> str:
+    """``Repr-Digest`` (RFC 9530) of the whole representation, from its SHA-256 in hex."""
+    return f"sha-256=:{base64.b64encode(bytes.fromhex(sha256_hex)).decode()}:"

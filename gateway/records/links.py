@@ -4,7 +4,7 @@ from fastapi import Request
 
 from gateway.config import Settings
 from gateway.models import Record
-from gateway.records.schemas import RecordOut
+from gateway.records.schemas import Loudness, RecordOut
 
 
 def public_base_url(request: Request, settings: Settings) -> str:
@@ -18,6 +18,7 @@ def record_url(request: Request, settings: Settings, record: Record) -> str:
 
 
 def record_out(request: Request, settings: Settings, record: Record) -> RecordOut:
+    measured = record.integrated_lufs is not None or record.true_peak_dbtp is not None
     return RecordOut(
         id=record.id,
         user=record.user_id,
@@ -25,4 +26,13 @@ def record_out(request: Request, settings: Settings, record: Record) -> RecordOu
         duration_seconds=record.duration_seconds,
         size_bytes=record.size_bytes,
         content_type=record.content_type,
+        bitrate_kbps=record.bitrate_kbps,
+        mode="vbr" if record.mode == "vbr" else "cbr",
+        tags=record.tags,
+        # Null for records made before loudness was measured (they have no peaks either).
+        loudness=Loudness(
+            integrated_lufs=record.integrated_lufs, true_peak_dbtp=record.true_peak_dbtp
+        )
+        if measured or record.peaks_key is not None
+        else None,
     )

@@ -45,6 +45,7 @@ from gateway.storage import ObjectStore
 from gateway.tempfiles import disk_full_is_507, temporary_directory
 from gateway.transcoder_client import TranscoderClient
 from gateway.users.service import check_credentials
+from servicekit.audio_options import AudioOptions
 from servicekit.errors import (
     AudioTooLong,
     InvalidInput,
@@ -52,6 +53,7 @@ from servicekit.errors import (
     TranscodeTimeout,
     UndecodableAudio,
 )
+from servicekit.peaks import DEFAULT_PIXELS, MAX_PIXELS
 
 router = APIRouter(tags=["records"])
 
@@ -66,7 +68,10 @@ FORM_OVERHEAD_BYTES = 64 * 1024
     summary="Upload a WAV recording; get an MP3 download link",
     description=(
         "Checks the credentials, converts the WAV to MP3 and stores it. The answer's `url` (also "
-        "in `Location`) downloads the MP3 without a token. A failed upload leaves nothing stored."
+        "in `Location`) downloads the MP3 without a token. A failed upload leaves nothing stored. "
+        "Optional fields choose the encoder (`bitrate` CBR or `quality` VBR) and the tags; the "
+        "record reports `bitrate_kbps`, `mode`, `tags` and the input's `loudness`, and its "
+        "waveform peaks are at `GET /record/peaks`. " + docs.TAG_MAPPING
     ),
     openapi_extra={"requestBody": docs.UPLOAD_BODY, **TOKEN_SECURITY},
     responses={
@@ -146,9 +151,12 @@ async def add_record(
                 ) from None
             _form_user_id(form.fields.get("user"))  # 422s first, in the order of the fields
             source = _form_file(form.file)
+            # Checked before any encode: a bad option is a 422 that costs no CPU.
+            options = AudioOptions.from_fields(form.fields, loc=("body",))
             user_id = await admission.admit(form.fields)
             await check_is_wav(source)
-            target = Conversion(uuid.uuid4(), user_id, form.file.filename if form.file else "")
+            filename = form.file.filename if form.file else ""
+            target = Conversion(uuid.uuid4(), user_id, filename, options)
             claimed: idempotency.Claimed | None = None
             if key is not None:
                 fields = {name: value for name, value in form.fields.items() if name != "token"}
@@ -337,6 +345,7 @@ async def download_record(
     etag = f'"{record.sha256}"'
     headers = {
         "ETag": etag,
+        "Repr-Digest": delivery.repr_digest(record.sha256),
         "Last-Modified": delivery.http_date(record.created_at),
         "Accept-Ranges": "bytes",
         "Content-Disposition": delivery.content_disposition(record.original_filename),
@@ -364,6 +373,33 @@ async def download_record(
         return Response(status_code=status_code, headers=headers)
     body = await service.open_object(store, record, first, last)
     return StreamingResponse(body, status_code=status_code, headers=headers)
+
+
+@router.get("/record/peaks", **docs.PEAKS)
+async def record_peaks(
+    id: Annotated[uuid.UUID, Query(description="The record id.", examples=[docs.RECORD_EXAMPLE])],
+    user: Annotated[
+        uuid.UUID, Query(description="The owner's user id.", examples=[docs.USER_EXAMPLE])
+    ],
+    database: DatabaseDep,
+    store: StoreDep,
+    pixels: Annotated[
+        int,
+        Query(
+            ge=1,
+            le=MAX_PIXELS,
+            description="The wanted `length` (pixels); the answer is the nearest the stored "
+            "resolution allows.",
+            examples=[DEFAULT_PIXELS],
+        ),
+    ] = DEFAULT_PIXELS,
+) -> JSONResponse:
+    """Waveform peaks (audiowaveform JSON v2), under the download's rule: no token, 404 alike."""
+    record = await service.find_record(database, record_id=id, user_id=user)
+    peaks = await service.read_peaks(store, record)
+    frames = round(record.duration_seconds * peaks.sample_rate)
+    body = peaks.for_pixels(pixels, frames).to_json()
+    return JSONResponse(body, headers={"Cache-Control": "private, max-age=0, must-revalidate"})
 
 
 @router.get(

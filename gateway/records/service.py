@@ -12,11 +12,12 @@ from gateway.db import Database
 from gateway.errors import RecordNotFound
 from gateway.models import Record
 from gateway.records.cursor import decode_cursor, encode_cursor
-from gateway.storage import ObjectMissing, ObjectStore, StorageUnavailable
+from gateway.storage import ObjectMissing, ObjectStore, StorageUnavailable, peaks_key
+from servicekit.peaks import Peaks
 
 logger = logging.getLogger(__name__)
 
-MP3_CONTENT_TYPE = "audio/mpeg"
+MAX_PEAKS_BYTES = 8 * 1024 * 1024  # 2**20 stereo pixels take 4 MiB
 
 
 async def find_record(database: Database, *, record_id: uuid.UUID, user_id: uuid.UUID) -> Record:
@@ -26,6 +27,21 @@ async def find_record(database: Database, *, record_id: uuid.UUID, user_id: uuid
     if record is None:
         raise RecordNotFound()
     return record
+
+
+async def read_peaks(store: ObjectStore, record: Record) -> Peaks:
+    """The record's stored waveform peaks; ``RecordNotFound`` when it has none."""
+    key = record.peaks_key
+    if key is None:
+        raise RecordNotFound()
+    try:
+        raw = await anyio.to_thread.run_sync(
+            lambda: b"".join(store.open_range(key, 0, MAX_PEAKS_BYTES - 1))
+        )
+        return Peaks.from_dat(raw)
+    except ObjectMissing:
+        logger.error("Record %s has no peaks at %s; run reconcile", record.id, key)
+        raise RecordNotFound() from None
 
 
 async def open_object(store: ObjectStore, record: Record, start: int, end: int) -> Iterator[bytes]:
@@ -74,6 +90,8 @@ async def delete_recording(
         raise RecordNotFound()
     try:
         await anyio.to_thread.run_sync(store.delete, object_key)
+        # Deleting a key that is not there (a record older than peaks) is no error.
+        await anyio.to_thread.run_sync(store.delete, peaks_key(object_key))
     except StorageUnavailable:
         # The record is gone for the user either way; the object waits for reconcile.
         logger.exception("Object %s of deleted record %s was not removed", object_key, record_id)

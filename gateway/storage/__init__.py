@@ -13,12 +13,14 @@ from gateway.storage.base import (
 from gateway.storage.local import LocalObjectStore
 
 __all__ = [
+    "PEAKS_SUFFIX",
     "IncompleteUpload",
     "ObjectMissing",
     "ObjectStore",
     "StorageUnavailable",
     "StoredObject",
     "open_store",
+    "peaks_key",
     "recording_key",
 ]
 
@@ -45,3 +47,11 @@ def open_store(settings: Settings) -> ObjectStore:
 def recording_key(user_id: uuid.UUID, record_id: uuid.UUID) -> str:
     """Object keys come from ids we minted, never from client input."""
     return f"recordings/{user_id}/{record_id}.mp3"
+
+
+PEAKS_SUFFIX = ".peaks"
+
+
+def peaks_key(object_key: str) -> str:
+    """Where a recording's waveform peaks live: beside its MP3 (``….mp3`` → ``….peaks``)."""
+    return object_key.removesuffix(".mp3") + PEAKS_SUFFIX

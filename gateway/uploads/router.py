@@ -31,6 +31,7 @@ from gateway.tempfiles import disk_full_is_507, temporary_directory
 from gateway.uploads import service
 from gateway.uploads.store import CONTENT_TYPE
 from gateway.users.service import check_credentials
+from servicekit.audio_options import AudioOptions
 from servicekit.errors import InvalidInput, NotAWav, ServiceError
 
 TUS_VERSION = "1.0.0"
@@ -178,6 +179,8 @@ async def create_upload(
     metadata = parse_metadata(header)
     user_id = _owner(metadata.get("user"))
     await check_credentials(database, user_id=user_id, token=bearer_token(request))
+    # The audio options of API section 9 ride as metadata keys: checked now, used by the job.
+    options = AudioOptions.from_fields(metadata, loc=("metadata",))
     claimed: idempotency.Claimed | None = None
     if (key := idempotency.key_of(request)) is not None:
         # The same request: the same length and metadata (tus sends nothing else that counts).
@@ -212,7 +215,7 @@ async def create_upload(
             length=length,
             metadata_header=header,
             filename=clean_filename(metadata.get("filename", "")),
-            options={k: v for k, v in metadata.items() if k not in ("user", "filename")},
+            options=options.as_fields(),
             expires_seconds=settings.upload_expires_seconds,
             max_in_flight=settings.max_uploads_in_flight_per_user,
             also=answered,

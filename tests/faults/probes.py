@@ -83,12 +83,13 @@ def assert_next_upload_succeeds(stack: Stack) -> None:
     response = upload(stack.gateway.url, user)
     assert response.status_code == 201, response.text
     rows, objects = stack.user_keys(user["id"])
-    assert rows == objects == {f"recordings/{user['id']}/{response.json()['id']}.mp3"}
+    stem = f"recordings/{user['id']}/{response.json()['id']}"
+    assert rows == objects == {f"{stem}.mp3", f"{stem}.peaks"}  # the MP3 and its peaks
     stack.assert_consistent()
 
 
-def assert_reconcile_removes(stack: Stack, orphan: str) -> None:
-    """``python -m gateway.reconcile`` reports ``orphan`` (exit 1), and ``--fix`` removes it."""
+def assert_reconcile_removes(stack: Stack, *orphans: str) -> None:
+    """``python -m gateway.reconcile`` reports the ``orphans`` (exit 1); ``--fix`` removes them."""
     env = {
         **os.environ,
         **S3_CREDENTIALS,
@@ -99,10 +100,11 @@ def assert_reconcile_removes(stack: Stack, orphan: str) -> None:
     command = [sys.executable, "-m", "gateway.reconcile", "--grace-minutes", "0"]
     found = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
     assert found.returncode == 1, found.stderr
-    assert f"orphan object (found): {orphan}" in found.stdout
+    for orphan in orphans:
+        assert f"orphan object (found): {orphan}" in found.stdout
     fixed = subprocess.run([*command, "--fix"], env=env, capture_output=True, text=True, timeout=60)
     assert fixed.returncode == 0, fixed.stderr
-    assert orphan not in stack.object_keys()
+    assert not set(orphans) & stack.object_keys()
 
 
 def assert_answers_at_once(url: str) -> None:

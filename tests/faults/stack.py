@@ -128,8 +128,9 @@ class Stack:
         engine = create_engine(self.database_url)
         try:
             with engine.connect() as connection:
-                keys = connection.execute(text("SELECT object_key FROM records")).scalars()
-                return set(keys)
+                rows = connection.execute(text("SELECT object_key, peaks_key FROM records"))
+                # A record owns its MP3 and the waveform peaks stored beside it.
+                return {key for row in rows for key in row if key is not None}
         finally:
             engine.dispose()
 

@@ -125,7 +125,8 @@ def test_storage_going_down_between_encode_and_put_is_503_and_stores_nothing(
 
 
 def object_puts_and_deletes(stack: Stack, user_id: str) -> list[str]:
-    """The S3 requests the gateway sent for this user's objects, e.g. ["PUT", "DELETE"]."""
+    """The S3 requests the gateway sent for this user's objects, e.g. ["PUT", "DELETE"] (an MP3
+    and its peaks: two of each)."""
     return [
         method
         for method, path in stack.proxies.s3.requests()
@@ -142,7 +143,7 @@ def test_database_down_after_the_put_is_503_and_the_object_is_deleted(
     finally:
         stack.proxies.database.start()
     assert_unavailable(response)
-    assert object_puts_and_deletes(stack, user["id"]) == ["PUT", "DELETE"]
+    assert object_puts_and_deletes(stack, user["id"]) == ["PUT", "PUT", "DELETE", "DELETE"]
     assert stack.user_keys(user["id"]) == (set(), set())
     stack.assert_consistent()
     assert_next_upload_succeeds(stack)  # the pool replaced its dead connections
@@ -175,7 +176,7 @@ def test_an_insert_the_database_refuses_is_503_and_the_object_is_deleted(stack: 
             connection.execute(text("DROP FUNCTION refuse_insert()"))
         engine.dispose()
     assert_unavailable(response)
-    assert object_puts_and_deletes(stack, user["id"]) == ["PUT", "DELETE"]
+    assert object_puts_and_deletes(stack, user["id"]) == ["PUT", "PUT", "DELETE", "DELETE"]
     assert stack.user_keys(user["id"]) == (set(), set())
     stack.assert_consistent()
     assert upload(stack.gateway.url, user).status_code == 201
@@ -230,16 +231,17 @@ def test_gateway_killed_between_put_and_insert_leaves_an_orphan_reconcile_finds_
         wait_until(stack.gate.waiting, what="the encode started", seconds=30)
         stack.proxies.database.pause()  # the insert will hang, after the put
         stack.gate.release()
-        wait_until(lambda: stack.user_keys(user["id"])[1] != set(), what="the object was put")
+        wait_until(lambda: len(stack.user_keys(user["id"])[1]) == 2, what="the objects were put")
         os.kill(doomed.pid, signal.SIGKILL)
         with pytest.raises(httpx.TransportError):
             pending.result(60)
     stack.proxies.database.resume()
     rows, objects = stack.user_keys(user["id"])
     assert rows == set()
-    [orphan] = objects
+    orphans = sorted(objects)  # the MP3 and its peaks
+    assert len(orphans) == 2
 
-    assert_reconcile_removes(stack, orphan)
+    assert_reconcile_removes(stack, *orphans)
     assert stack.user_keys(user["id"]) == (set(), set())
     stack.assert_consistent()
     assert_next_upload_succeeds(stack)

@@ -177,6 +177,7 @@ def test_hung_transcoder_is_504_after_each_recordings_own_deadline_and_downloads
     assert short_bound <= short_answer.seconds <= short_bound + MARGIN_SECONDS
     assert long_bound <= long_answer.seconds <= long_bound + MARGIN_SECONDS
     rows, objects = quick.user_keys(user["id"])
-    assert rows == objects == {f"recordings/{user['id']}/{stored.json()['id']}.mp3"}
+    stem = f"recordings/{user['id']}/{stored.json()['id']}"
+    assert rows == objects == {f"{stem}.mp3", f"{stem}.peaks"}  # the MP3 and its peaks
     quick.assert_consistent()
     assert_next_upload_succeeds(quick)

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway.config import S3Storage, Settings
 from gateway.models import Record, User
 from gateway.reconcile import main, reconcile
-from gateway.storage import ObjectStore, open_store, recording_key
+from gateway.storage import ObjectStore, open_store, peaks_key, recording_key
 from testkit.databases import migrate
 from testkit.s3 import S3_CREDENTIALS, S3Endpoint
 
@@ -67,7 +67,10 @@ def add_row(sessions: sessionmaker[Session], user_id: uuid.UUID) -> Record:
         channels=1,
         sample_rate=44100,
         bitrate=128000,
+        bitrate_kbps=128,
+        mode="cbr",
     )
+    record.peaks_key = peaks_key(record.object_key)
     with sessions.begin() as session:
         session.add(record)
     return record
@@ -86,7 +89,13 @@ def test_reconcile_finds_and_fixes_both_kinds_of_leftover(
     healthy = [add_row(sessions, user_id) for _ in range(3)]
     for record in healthy:
         put(store, record.object_key)
-    rowless = [recording_key(user_id, uuid.uuid4()) for _ in range(2)]
+        assert record.peaks_key is not None
+        put(store, record.peaks_key)
+    # An orphan MP3 without peaks, and the peaks of an MP3 whose row is gone.
+    rowless = [
+        recording_key(user_id, uuid.uuid4()),
+        peaks_key(recording_key(user_id, uuid.uuid4())),
+    ]
     for key in rowless:
         put(store, key)
     objectless = add_row(sessions, user_id)
@@ -111,7 +120,7 @@ def test_reconcile_finds_and_fixes_both_kinds_of_leftover(
     after = reconcile(sessions, store, fix=False, now=later)
     assert after.clean
     assert [item.key for item in store.list_objects("recordings/")] == sorted(
-        record.object_key for record in healthy
+        key for record in healthy for key in (record.object_key, record.peaks_key) if key
     )
     assert main([]) == 0
     store.close()

@@ -9,14 +9,9 @@ import httpx
 import pytest
 
 from testkit.api import new_user, upload
-from testkit.gateways import Gateway, GatewayFactory
+from testkit.gateways import Gateway, GatewayFactory, assert_nothing_stored
 from testkit.problems import assert_problem
 from testkit.wavcorpus import pcm
-
-
-def assert_nothing_stored(gateway: Gateway, user_id: str) -> None:
-    assert gateway.record_count(user_id) == 0
-    assert gateway.object_keys(user_id) == []
 
 
 def test_upload_converts_stores_and_answers_201_with_an_absolute_link(
@@ -34,7 +29,10 @@ def test_upload_converts_stores_and_answers_201_with_an_absolute_link(
     assert body["content_type"] == "audio/mpeg"
     assert body["size_bytes"] > 0
     assert gateway.record_count(user["id"]) == 1
-    assert gateway.object_keys(user["id"]) == [f"recordings/{user['id']}/{record_id}.mp3"]
+    assert gateway.object_keys(user["id"]) == [
+        f"recordings/{user['id']}/{record_id}.mp3",
+        f"recordings/{user['id']}/{record_id}.peaks",
+    ]
     download = client.get(body["url"])
     assert download.status_code == 200
     assert len(download.content) == body["size_bytes"]

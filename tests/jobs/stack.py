@@ -88,15 +88,17 @@ class JobStack:
             engine.dispose()
 
     def records_of(self, user_id: str) -> set[str]:
+        """The object keys the user's rows name: each record's MP3 and its peaks."""
         engine = create_engine(self.database_url)
         try:
             with engine.connect() as connection:
-                keys = connection.execute(
-                    text("SELECT object_key FROM records WHERE user_id = :user"), {"user": user_id}
-                ).scalars()
-                return set(keys)
+                rows = connection.execute(
+                    text("SELECT object_key, peaks_key FROM records WHERE user_id = :user"),
+                    {"user": user_id},
+                ).all()
         finally:
             engine.dispose()
+        return {key for row in rows for key in row if key is not None}
 
     def objects_of(self, user_id: str) -> set[str]:
         return {

@@ -70,7 +70,8 @@ def test_two_hundred_jobs_across_two_gateways_and_two_workers_make_one_record_ea
     assert succeeded == JOBS
     records = set().union(*(job_stack.records_of(user_id) for user_id in user_ids))
     objects = set().union(*(job_stack.objects_of(user_id) for user_id in user_ids))
-    assert len(records) == JOBS  # one per job: none lost, none twice
+    # One record per job (an MP3 and its peaks each): none lost, none twice.
+    assert len(records) == 2 * JOBS
     assert records == objects
     distinct = job_stack.scalar(
         "SELECT count(DISTINCT record_id) FROM jobs WHERE user_id IN :users",

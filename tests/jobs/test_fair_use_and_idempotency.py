@@ -72,7 +72,7 @@ def test_a_repeat_with_the_same_key_replays_the_first_answer_on_either_gateway(
         assert again.headers["Idempotent-Replayed"] == "true"
         assert again.json() == original.json()
         assert again.headers["Location"] == original.headers["Location"]
-    assert len(job_stack.records_of(user["id"])) == 1
+    assert len(job_stack.records_of(user["id"])) == 2  # one MP3 and its peaks
     assert job_stack.records_of(user["id"]) == job_stack.objects_of(user["id"])
 
 
@@ -89,7 +89,7 @@ def test_the_same_key_on_a_different_request_is_422(
     # Keys are per user: another user's request with the same key is a request of its own.
     other = new_user(first.url)
     assert post(second.url, other, OTHER_WAV, key=key).status_code == 201
-    assert len(job_stack.records_of(user["id"])) == 1
+    assert len(job_stack.records_of(user["id"])) == 2  # one MP3 and its peaks
 
 
 def test_the_same_request_twice_at_once_makes_one_record_and_one_409(
@@ -108,7 +108,7 @@ def test_the_same_request_twice_at_once_makes_one_record_and_one_409(
     replay = post(second.url, user, key=key)
     assert replay.headers["Idempotent-Replayed"] == "true"
     assert replay.json() == leader.result().json()
-    assert len(job_stack.records_of(user["id"])) == 1
+    assert len(job_stack.records_of(user["id"])) == 2  # one MP3 and its peaks
 
 
 def test_a_failed_request_gives_its_key_back(two_gateways: tuple[LiveServer, LiveServer]) -> None:
@@ -185,7 +185,7 @@ def test_ten_parallel_uploads_with_a_limit_of_four_are_four_accepted_and_six_429
         assert response.headers["RateLimit-Policy"] == '"inflight";q=4'
         assert response.headers["RateLimit"].startswith('"inflight";r=0;t=')
     assert [future.result(timeout=60).status_code for future in held] == [201] * 4
-    assert len(job_stack.records_of(user["id"])) == 4
+    assert len(job_stack.records_of(user["id"])) == 4 * 2
     # The slots came back: the next upload is accepted.
     assert post(second.url, user).status_code == 201
 
@@ -227,7 +227,7 @@ def test_the_quota_of_stored_bytes_holds_across_gateways(job_stack: JobStack) ->
         assert post(first.url, fresh).status_code == 201
         body = assert_problem(post(second.url, fresh), 413)
         assert body["type"].endswith("/quota-exceeded")
-        assert len(job_stack.records_of(fresh["id"])) == 1
+        assert len(job_stack.records_of(fresh["id"])) == 2
         assert job_stack.records_of(fresh["id"]) == job_stack.objects_of(fresh["id"])
         with httpx.Client(base_url=first.url, timeout=30) as client:
             metrics = client.get("/metrics").text

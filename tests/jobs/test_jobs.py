@@ -44,7 +44,8 @@ def test_an_async_upload_is_202_with_the_job_then_its_record_downloads(gateway: 
         download = client.get(str(record["url"]))
     assert download.status_code == 200
     assert download.headers["Content-Type"] == "audio/mpeg"
-    assert gateway.object_keys(user["id"]) == [f"recordings/{user['id']}/{record['id']}.mp3"]
+    stem = f"recordings/{user['id']}/{record['id']}"
+    assert gateway.object_keys(user["id"]) == [f"{stem}.mp3", f"{stem}.peaks"]
 
 
 @pytest.mark.parametrize(
@@ -183,8 +184,8 @@ def test_a_worker_killed_mid_encode_loses_nothing_the_job_runs_again_once(
     record = done["record"]
     assert isinstance(record, dict)
     key = f"recordings/{user['id']}/{record['id']}.mp3"
-    assert job_stack.records_of(user["id"]) == {key}
-    assert job_stack.objects_of(user["id"]) == {key}
+    both = {key, key.removesuffix(".mp3") + ".peaks"}  # the MP3 and its peaks
+    assert job_stack.records_of(user["id"]) == job_stack.objects_of(user["id"]) == both
     wait_until(
         lambda: not any(job_id in obj for obj in job_stack.upload_objects()),
         what="the upload's chunks removed",
@@ -200,5 +201,47 @@ def test_jobs_survive_a_restart_of_every_process(job_stack: JobStack) -> None:
     with job_stack.gateway() as gateway, job_stack.worker():
         outcomes = [finished(gateway.url, user, job_id) for job_id in job_ids]
     assert {str(outcome["status"]) for outcome in outcomes} == {"succeeded"}
-    assert len(job_stack.records_of(user["id"])) == 3
+    assert len(job_stack.records_of(user["id"])) == 3 * 2  # an MP3 and its peaks each
     assert job_stack.records_of(user["id"]) == job_stack.objects_of(user["id"])
+
+
+def test_the_job_path_carries_the_audio_options_and_tags_as_the_synchronous_one(
+    gateway: Gateway,
+) -> None:
+    user = new_user(gateway)
+    fields = {"title": "Take 3", "artist": "The Testers", "quality": "4"}
+    with gateway.client() as client:
+        synchronous = client.post(
+            "/record",
+            data={"user": user["id"], "token": user["token"], **fields},
+            files={"file": ("take.wav", WAV, "audio/wav")},
+        )
+        assert synchronous.status_code == 201, synchronous.text
+        accepted = client.post(
+            "/record",
+            data={"user": user["id"], "token": user["token"], **fields},
+            files={"file": ("take.wav", WAV, "audio/wav")},
+            headers={"Prefer": "respond-async"},
+        )
+        assert accepted.status_code == 202, accepted.text
+    done = finished(gateway, user, accepted.json()["id"])
+    record = done["record"]
+    assert isinstance(record, dict)
+    expected = synchronous.json()
+    for name in ("mode", "bitrate_kbps", "tags", "loudness", "duration_seconds", "size_bytes"):
+        assert record[name] == expected[name], name
+    assert record["mode"] == "vbr"
+    assert record["tags"] == {"title": "Take 3", "artist": "The Testers"}
+
+
+def test_bad_audio_options_are_422_at_once_on_the_job_path(gateway: Gateway) -> None:
+    user = new_user(gateway)
+    with gateway.client() as client:
+        response = client.post(
+            "/record",
+            data={"user": user["id"], "token": user["token"], "bitrate": "128", "quality": "2"},
+            files={"file": ("take.wav", WAV, "audio/wav")},
+            headers={"Prefer": "respond-async"},
+        )
+    assert_problem(response, 422)
+    assert gateway.record_count(user["id"]) == 0

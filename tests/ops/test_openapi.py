@@ -18,6 +18,7 @@ CONTRACT: dict[str, dict[str, set[int]]] = {
         "head": {200, 206, 304, 404, 416, 422, 503},
         "delete": {204, 401, 404, 422, 503},
     },
+    "/record/peaks": {"get": {200, 404, 422, 503}},  # section 9
     "/users/{user_id}/records": {"get": {200, 401, 422, 503}},
     "/healthz": {"get": {200}},
     "/readyz": {"get": {200, 503}},

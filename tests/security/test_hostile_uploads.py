@@ -252,7 +252,8 @@ def test_path_characters_in_file_names_never_reach_storage_or_headers(
         record = response.json()
         download = client.get(record["url"])
     assert hardened.gateway.object_keys(user["id"]) == [
-        f"recordings/{user['id']}/{record['id']}.mp3"
+        f"recordings/{user['id']}/{record['id']}.mp3",
+        f"recordings/{user['id']}/{record['id']}.peaks",
     ]
     disposition = download.headers["Content-Disposition"]
     ascii_name = re.search(r'filename="([^"]*)"', disposition)

@@ -1,0 +1,168 @@
+"""Loudness (against ffmpeg's ebur128 run on its own) and waveform peaks (against the decoded
+PCM), measured in the encode's own ffmpeg run; the same on the split path as on one pass."""
+
+import asyncio
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from servicekit.peaks import MIN_SAMPLES_PER_PIXEL, Peaks
+from testkit import audiotags, wavcorpus
+from transcoder import encoder, parallel
+
+TOLERANCE = 0.5  # LU and dB, as the issue asks
+MINUS_23_DBFS = 10 ** (-23 / 20)
+MINUS_1_DBFS = 10 ** (-1 / 20)
+
+
+async def chunks_of(data: bytes, size: int = 65536) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+def encode(
+    data: bytes, tmp_path: Path, parallel_min_seconds: float | None = None
+) -> encoder.Encoded:
+    output = tmp_path / "out.mp3"
+    output.touch()
+    coder = encoder.Encoder(wavcorpus.ffmpeg_exe(), "128k", 120, parallel_min_seconds)
+    return asyncio.run(coder.encode(chunks_of(data), output=output, max_duration_seconds=600))
+
+
+def sine(amplitude: float, seconds: float, channels: int = 2) -> bytes:
+    wave = f"{amplitude}*sin(2*PI*997*t)"
+    return audiotags.lavfi_wav(f"aevalsrc={'|'.join([wave] * channels)}:s=48000", seconds)
+
+
+def pink_programme(lufs: float, seconds: float) -> bytes:
+    """Pink noise brought to ``lufs`` by the reference meter's own reading."""
+    noise = "anoisesrc=color=pink:seed=7:amplitude=0.3:r=48000"
+    measured, _ = audiotags.ebur128_reference(audiotags.lavfi_wav(noise, seconds))
+    return audiotags.lavfi_wav(f"{noise},volume={lufs - measured:.2f}dB", seconds)
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "expected_lufs", "expected_peak"),
+    [
+        ("tone -23 LUFS", lambda: sine(MINUS_23_DBFS, 10), -23.0, -23.0),
+        ("tone -1 dBTP", lambda: sine(MINUS_1_DBFS, 10), -1.0, -1.0),
+        ("programme -16 LUFS", lambda: pink_programme(-16.0, 12), -16.0, None),
+    ],
+)
+def test_loudness_matches_ebur128_on_the_same_input(
+    tmp_path: Path, name: str, make: object, expected_lufs: float, expected_peak: float | None
+) -> None:
+    assert callable(make)
+    wav: bytes = make()
+    reference_lufs, reference_peak = audiotags.ebur128_reference(wav)
+    loudness = encode(wav, tmp_path).loudness
+    assert loudness is not None
+    assert loudness.integrated_lufs is not None
+    assert loudness.true_peak_dbtp is not None
+    print(
+        f"\n{name}: ours I={loudness.integrated_lufs} LUFS TP={loudness.true_peak_dbtp} dBTP; "
+        f"ebur128 I={reference_lufs} LUFS TP={reference_peak} dBTP"
+    )
+    assert loudness.integrated_lufs == pytest.approx(reference_lufs, abs=TOLERANCE)
+    assert loudness.true_peak_dbtp == pytest.approx(reference_peak, abs=TOLERANCE)
+    # ...and the calibration itself (EBU Tech 3341: a 1 kHz stereo sine at -23 dBFS is -23 LUFS).
+    assert loudness.integrated_lufs == pytest.approx(expected_lufs, abs=TOLERANCE)
+    if expected_peak is not None:
+        assert loudness.true_peak_dbtp == pytest.approx(expected_peak, abs=TOLERANCE)
+
+
+def test_silence_and_a_blip_too_short_to_gate_have_no_integrated_loudness(tmp_path: Path) -> None:
+    silence = wavcorpus.riff(
+        wavcorpus.fmt_chunk(1, 1, 44100, 16), wavcorpus.chunk(b"data", bytes(44100))
+    )
+    loudness = encode(silence, tmp_path).loudness
+    assert loudness is not None
+    assert (loudness.integrated_lufs, loudness.true_peak_dbtp) == (None, None)
+    blip = encode(wavcorpus.pcm(0.2), tmp_path).loudness
+    assert blip is not None
+    assert blip.integrated_lufs is None
+    assert blip.true_peak_dbtp is not None
+
+
+def decoded_pcm(wav: bytes, channels: int) -> npt.NDArray[np.int16]:
+    """The input as 16-bit PCM at its own rate, downmixed as the peaks are."""
+    raw = subprocess.run(
+        [
+            *(wavcorpus.ffmpeg_exe(), "-v", "error", "-f", "wav", "-i", "pipe:0"),
+            *("-ac", str(channels), "-f", "s16le", "-"),
+        ],
+        input=wav,
+        capture_output=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    return np.frombuffer(raw, dtype="<i2").reshape(-1, channels)
+
+
+def expected_peaks(pcm: npt.NDArray[np.int16], spp: int) -> npt.NDArray[np.int16]:
+    """(pixels, channels, 2) min/max of ``spp``-sample blocks, divided by 256 rounding down."""
+    length = -(-len(pcm) // spp)
+    padded = np.concatenate([pcm, np.repeat(pcm[-1:], length * spp - len(pcm), axis=0)])
+    blocks = padded.reshape(length, spp, pcm.shape[1])
+    return np.stack([blocks.min(axis=1) >> 8, blocks.max(axis=1) >> 8], axis=-1)
+
+
+def assert_peaks_of(peaks: Peaks, pcm: npt.NDArray[np.int16], tolerance: int = 0) -> None:
+    expected = expected_peaks(pcm, peaks.samples_per_pixel)
+    assert peaks.data.shape == expected.shape
+    assert np.abs(peaks.data.astype(np.int16) - expected).max() <= tolerance
+
+
+@pytest.mark.parametrize(
+    ("wav", "channels", "rate"),
+    [
+        pytest.param(wavcorpus.pcm(3.0, 44100, 2), 2, 44100, id="stereo"),
+        pytest.param(wavcorpus.pcm(2.0, 22050, 1, bits=24), 1, 22050, id="mono-24bit"),
+        pytest.param(wavcorpus.pcm(2.0, 48000, 6), 2, 48000, id="6ch-downmixed"),
+        pytest.param(wavcorpus.streamed(2.0, 96000), 2, 96000, id="streamed-96k"),
+    ],
+)
+def test_peaks_are_min_and_max_of_the_decoded_input(
+    tmp_path: Path, wav: bytes, channels: int, rate: int
+) -> None:
+    peaks = encode(wav, tmp_path).peaks
+    assert (peaks.channels, peaks.sample_rate) == (channels, rate)
+    assert peaks.samples_per_pixel == MIN_SAMPLES_PER_PIXEL
+    pcm = decoded_pcm(wav, channels)
+    # A downmix in the filter graph may round a sample the other way (one 8-bit step).
+    assert_peaks_of(peaks, pcm, tolerance=0 if channels == 1 or "6ch" not in wav_id(wav) else 1)
+    wanted = peaks.for_pixels(1000, len(pcm))
+    assert abs(wanted.length - 1000) <= 10  # samples_per_pixel is a whole number
+    # Each wanted pixel holds at least its own block's extremes.
+    own = expected_peaks(pcm, wanted.samples_per_pixel)
+    assert (wanted.data[..., 0] <= own[..., 0] + 1).all()
+    assert (wanted.data[..., 1] >= own[..., 1] - 1).all()
+    assert Peaks.from_dat(peaks.to_dat()).data.tolist() == peaks.data.tolist()
+
+
+def wav_id(wav: bytes) -> str:
+    return "6ch" if wav[22] == 6 else ""
+
+
+def test_the_split_path_measures_tags_and_peaks_as_one_pass_does(
+    tmp_path: Path, joins: list[parallel.Plan]
+) -> None:
+    signal = audiotags.lavfi_wav("anoisesrc=color=pink:seed=3:amplitude=0.2", 40, 44100)
+    info = audiotags.info_chunk({b"INAM": b"Split\0", b"IART": b"Both\0"})
+    wav = info + signal[12:]  # the INFO chunk first, then the lavfi file's own chunks
+    wav = b"RIFF" + (len(wav) + 4).to_bytes(4, "little") + b"WAVE" + wav
+    (tmp_path / "split").mkdir()
+    (tmp_path / "single").mkdir()
+    split = encode(wav, tmp_path / "split", parallel_min_seconds=10)
+    assert len(joins) == 1
+    single = encode(wav, tmp_path / "single", parallel_min_seconds=None)
+    assert split.tags == single.tags == {"title": "Split", "artist": "Both"}
+    assert split.loudness == single.loudness
+    assert split.peaks.data.tolist() == single.peaks.data.tolist()
+    assert split.info.sample_count == single.info.sample_count == 40 * 44100
+    head = (tmp_path / "split" / "out.mp3").read_bytes()[:64]
+    assert head == (tmp_path / "single" / "out.mp3").read_bytes()[:64]  # the same ID3 tag
