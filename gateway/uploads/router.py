@@ -230,7 +230,7 @@ async def upload_status(upload_id: UploadId, user_id: TokenUser, database: Datab
         **_RESPONSES,
         **problem_responses(NotAWav, UploadTooLarge, TusRequestInvalid),
         409: {"description": "Upload-Offset is not the upload's offset."},
-        460: {"description": "Checksum mismatch."},
+        460: {"description": "Checksum mismatch: nothing of the request was kept."},
     },
 )
 async def append_to_upload(
