@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     job_max_attempts: Annotated[int, Field(ge=1)] = 5
     # A tus upload not finished within this (from its last byte received) is removed.
     upload_expires_seconds: Annotated[float, Field(gt=0)] = 24 * 3600
+    # How often each worker removes expired uploads (their rows and chunk objects).
+    upload_sweep_seconds: Annotated[float, Field(gt=0)] = 60
     # Origins whose browser pages may call the API (CORS); none by default. JSON or a
     # comma-separated list, e.g. https://app.example,https://admin.example.
     cors_allow_origins: Annotated[list[str], NoDecode] = []
