@@ -11,9 +11,12 @@ import pytest
 from tests.fixtures.gateway import Gateway
 from tests.live import wait_until
 from tests.uploads.tus import (
+    METHODS,
     OCTETS,
     TUS,
     TUS_VERSION,
+    WAV,
+    assert_refused,
     assert_tus_problem,
     bearer,
     create,
@@ -23,40 +26,13 @@ from tests.uploads.tus import (
     metadata,
     new_user,
     patch,
+    request,
     upload_id,
     upload_keys,
     upload_rows,
     uploads_of,
 )
 from tests.wavcorpus import pcm, text
-
-WAV = pcm(0.5)
-METHODS = ["HEAD", "PATCH", "DELETE"]
-
-
-def request(
-    client: httpx.Client,
-    method: str,
-    location: str,
-    headers: dict[str, str],
-    *,
-    offset: int = 0,
-    body: bytes = b"",
-) -> httpx.Response:
-    """``method`` on an upload with ``headers`` (a PATCH adds its own, ``body`` at ``offset``)."""
-    if method == "PATCH":
-        headers = {**OCTETS, "Upload-Offset": str(offset), **headers}
-        return client.patch(location, content=body, headers=headers)
-    return client.request(method, location, headers=headers)
-
-
-def assert_refused(response: httpx.Response, status: int) -> None:
-    """``status`` with the tus headers; a problem document unless it is the answer to a HEAD."""
-    if response.request.method == "HEAD":
-        assert response.status_code == status
-        assert response.headers["Tus-Resumable"] == TUS_VERSION
-    else:
-        assert_tus_problem(response, status)
 
 
 def test_options_answers_204_with_versions_extensions_and_limits_without_credentials(

@@ -25,6 +25,9 @@ TUS_VERSION = "1.0.0"
 TUS = {"Tus-Resumable": TUS_VERSION}
 OCTETS = {"Content-Type": "application/offset+octet-stream"}
 JOB_SECONDS = 60.0
+WAV = wavcorpus.pcm(0.5)
+# The methods on an upload that exists (POST creates one).
+METHODS = ["HEAD", "PATCH", "DELETE"]
 
 
 def new_user(client: httpx.Client, name: str = "Uploader") -> dict[str, str]:
@@ -94,6 +97,31 @@ def assert_tus_problem(response: httpx.Response, status: int) -> dict[str, Any]:
     """A problem document of ``status`` that carries the tus headers too."""
     assert response.headers.get("Tus-Resumable") == TUS_VERSION, response.headers
     return assert_problem(response, status)
+
+
+def request(
+    client: httpx.Client,
+    method: str,
+    location: str,
+    headers: dict[str, str],
+    *,
+    offset: int = 0,
+    body: bytes = b"",
+) -> httpx.Response:
+    """``method`` on an upload with ``headers`` (a PATCH adds its own, ``body`` at ``offset``)."""
+    if method == "PATCH":
+        headers = {**OCTETS, "Upload-Offset": str(offset), **headers}
+        return client.patch(location, content=body, headers=headers)
+    return client.request(method, location, headers=headers)
+
+
+def assert_refused(response: httpx.Response, status: int) -> None:
+    """``status`` with the tus headers; a problem document unless it is the answer to a HEAD."""
+    if response.request.method == "HEAD":
+        assert response.status_code == status
+        assert response.headers["Tus-Resumable"] == TUS_VERSION
+    else:
+        assert_tus_problem(response, status)
 
 
 def upload_id(location: str) -> uuid.UUID:
