@@ -94,6 +94,8 @@ class Settings(BaseSettings):
     max_uploads_in_flight_per_user: Annotated[int, Field(ge=1)] = 4
     # Fair use: bytes of MP3s one user may store (unset: no limit); past it an upload is 413.
     user_quota_bytes: Annotated[int | None, Field(gt=0)] = None
+    # How often each worker removes expired uploads (their rows and chunk objects).
+    upload_sweep_seconds: Annotated[float, Field(gt=0)] = 60
     # Origins whose browser pages may call the API (CORS); none by default. JSON or a
     # comma-separated list, e.g. https://app.example,https://admin.example.
     cors_allow_origins: Annotated[list[str], NoDecode] = []

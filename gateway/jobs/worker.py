@@ -45,7 +45,6 @@ T = TypeVar("T")
 # Progress and lease are written at most this often (and the lease at least every third of it).
 HEARTBEAT_SECONDS = 0.5
 _RETRY_BASE_SECONDS = 2.0
-_SWEEP_EVERY_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,13 +69,14 @@ class Worker:
         self.name = name
 
     async def run(self) -> None:
-        """Claim and run jobs until cancelled; an idle worker polls every ``JOB_POLL_SECONDS``."""
+        """Claim and run jobs until cancelled; an idle worker polls every ``JOB_POLL_SECONDS``
+        and sweeps expired uploads every ``UPLOAD_SWEEP_SECONDS`` (first at start-up)."""
         settings = self.resources.settings
         next_sweep = 0.0
         while True:
             try:
                 if anyio.current_time() >= next_sweep:
-                    next_sweep = anyio.current_time() + _SWEEP_EVERY_SECONDS
+                    next_sweep = anyio.current_time() + settings.upload_sweep_seconds
                     await sweeper.sweep(self.resources.database, self.resources.store)
                 job = await self.resources.database.run(
                     lambda session: queue.claim(

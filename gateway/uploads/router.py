@@ -107,10 +107,65 @@ UploadId = Annotated[
         examples=["9a4e1c7b-2d3f-4e5a-8b6c-7d8e9f0a1b2c"],
     ),
 ]
-_RESPONSES: dict[int | str, dict[str, Any]] = {
-    **problem_responses(InvalidCredentials, UploadNotFound, UploadExpired),
-    412: {"description": "Tus-Resumable missing or not 1.0.0."},
+_CREATION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **problem_responses(InvalidCredentials),
+    412: {"description": "Tus-Resumable missing or not 1.0.0 (answered with `Tus-Version`)."},
 }
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **_CREATION_RESPONSES,
+    **problem_responses(InvalidCredentials, UploadNotFound, UploadExpired),
+}
+
+
+def _header(name: str, description: str, example: str, *, required: bool = False) -> dict[str, Any]:
+    """A request header, for the OpenAPI document (the routes read them from the request)."""
+    return {
+        "name": name,
+        "in": "header",
+        "required": required,
+        "description": description,
+        "schema": {"type": "string"},
+        "example": example,
+    }
+
+
+def _answer_headers(**described: str) -> dict[str, Any]:
+    """Response headers, by name (``Upload_Offset`` for ``Upload-Offset``), for the document."""
+    return {
+        name.replace("_", "-"): {"description": text, "schema": {"type": "string"}}
+        for name, text in described.items()
+    }
+
+
+def _openapi(*headers: dict[str, Any], body: bool | None = None) -> dict[str, Any]:
+    """``openapi_extra`` of a tus route: bearer auth, the tus headers it reads, and (``body``
+    required or not) the ``application/offset+octet-stream`` bytes."""
+    extra: dict[str, Any] = {**TOKEN_SECURITY, "parameters": [_TUS_RESUMABLE, *headers]}
+    if body is not None:
+        extra["requestBody"] = {
+            "required": body,
+            "content": {CONTENT_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+        }
+    return extra
+
+
+_TUS_RESUMABLE = _header("Tus-Resumable", "The protocol version; else 412.", "1.0.0", required=True)
+_UPLOAD_OFFSET = _header(
+    "Upload-Offset",
+    "Where these bytes go: the upload's offset (HEAD tells), else 409.",
+    "0",
+    required=True,
+)
+_UPLOAD_CHECKSUM = _header(
+    "Upload-Checksum",
+    "`sha1` or `sha256`, a space, the base64 digest of this request's bytes; 460 if they differ.",
+    "sha1 Kq5sNclPz7QV2+lfQIuc6R7oRu0=",
+)
+_PROGRESS_HEADERS = _answer_headers(
+    Upload_Offset="The upload's offset now.",
+    Upload_Expires="When the upload expires if no byte arrives.",
+    Link='With the last byte: `<…/jobs/<upload id>>; rel="monitor"`.',
+)
 
 
 @router.options(
@@ -147,11 +202,31 @@ async def tus_options(settings: SettingsDep) -> Response:
         "last byte is in, the recording is converted as the job `/jobs/<upload id>` "
         '(`Link: <…>; rel="monitor"`).'
     ),
-    openapi_extra=TOKEN_SECURITY,
+    openapi_extra=_openapi(
+        _header(
+            "Upload-Length",
+            "The upload's size in bytes, at most Tus-Max-Size.",
+            "882044",
+            required=True,
+        ),
+        _header(
+            "Upload-Metadata",
+            "Comma-separated `key base64(value)`: `user` (the owner's id, required), "
+            "`filename`, options.",
+            "user MmJlYzAxM2YtYzIyNS00NzZkLWIyOWYtNDRlODA2NDFjNWVl,filename dG9uZS53YXY=",
+            required=True,
+        ),
+        _UPLOAD_CHECKSUM,
+        body=False,
+    ),
     responses={
-        201: {"description": "Created: `Location`, `Upload-Expires` (and `Upload-Offset`)."},
-        **_RESPONSES,
+        201: {
+            "description": "Created.",
+            "headers": _answer_headers(Location="The upload's absolute URL.") | _PROGRESS_HEADERS,
+        },
+        **_CREATION_RESPONSES,
         **problem_responses(
+            InvalidCredentials,
             UploadTooLarge,
             NotAWav,
             TusRequestInvalid,
@@ -241,8 +316,20 @@ async def create_upload(
         "`Upload-Expires`; also after the last byte, until the upload expires. Another user's "
         "upload answers 404, a token that is no one's 401."
     ),
-    openapi_extra=TOKEN_SECURITY,
-    responses=_RESPONSES,
+    openapi_extra=_openapi(),
+    responses={
+        200: {
+            "description": "The upload (no body).",
+            "headers": _answer_headers(
+                Upload_Offset="Bytes received: resume from here.",
+                Upload_Length="The upload's size.",
+                Upload_Metadata="As sent at creation.",
+                Upload_Expires="When the upload expires if no byte arrives.",
+                Cache_Control="`no-store`.",
+            ),
+        },
+        **_RESPONSES,
+    },
 )
 async def upload_status(upload_id: UploadId, user_id: TokenUser, database: DatabaseDep) -> Response:
     upload = await service.find(database, upload_id=upload_id, user_id=user_id)
@@ -268,16 +355,24 @@ async def upload_status(upload_id: UploadId, user_id: TokenUser, database: Datab
         "`Content-Type: application/offset+octet-stream`, `Upload-Offset` = the upload's "
         "offset (else 409), optional `Upload-Checksum: sha1|sha256 <base64>` (460 on mismatch: "
         "nothing of the request is kept). If the first 12 bytes are not a RIFF/RF64 WAVE header "
-        "the answer is 415 and the upload is terminated. The answer to the last byte carries "
-        '`Link: </jobs/<id>>; rel="monitor"`.'
+        "the answer is 415 and the upload is terminated. More bytes than are left is 413. The "
+        'answer to the last byte carries `Link: <…/jobs/<upload id>>; rel="monitor"`: the '
+        "conversion job. A connection that drops keeps the bytes that arrived (unless a "
+        "checksum was sent): ask HEAD, then go on from its offset."
     ),
-    openapi_extra=TOKEN_SECURITY,
+    openapi_extra=_openapi(_UPLOAD_OFFSET, _UPLOAD_CHECKSUM, body=True),
     responses={
-        204: {"description": "Taken: the new `Upload-Offset` and `Upload-Expires`."},
+        204: {"description": "Taken.", "headers": _PROGRESS_HEADERS},
         **_RESPONSES,
-        **problem_responses(NotAWav, UploadTooLarge, TusRequestInvalid),
-        409: {"description": "Upload-Offset is not the upload's offset."},
-        460: {"description": "Checksum mismatch."},
+        **problem_responses(
+            NotAWav,
+            UploadTooLarge,
+            TusRequestInvalid,
+            service.UnsupportedChecksum,
+            service.ChecksumInvalid,
+            service.OffsetMismatch,
+            service.ChecksumMismatch,
+        ),
     },
 )
 async def append_to_upload(
@@ -303,7 +398,7 @@ async def append_to_upload(
     dependencies=[TusVersion],
     summary="Terminate a tus upload: its bytes are removed",
     description="The partial data is removed; later requests answer 404.",
-    openapi_extra=TOKEN_SECURITY,
+    openapi_extra=_openapi(),
     responses={204: {"description": "Removed; later requests answer 404."}, **_RESPONSES},
 )
 async def terminate_upload(

@@ -34,7 +34,7 @@ from gateway.models.job import FAILED, QUEUED
 from gateway.storage import ObjectStore
 from gateway.uploads.store import StoredUpload, chunk_key, delete_upload, put_chunk
 from servicekit import wav
-from servicekit.errors import InvalidInput, NotAWav, ServiceError
+from servicekit.errors import NotAWav, ServiceError
 
 CHECKSUMS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256}
 _FLUSH_BYTES = 1024 * 1024
@@ -65,6 +65,10 @@ class UnsupportedChecksum(ServiceError):
             f"Upload-Checksum algorithm {algorithm!r} is not supported; use "
             f"{' or '.join(CHECKSUMS)}."
         )
+
+
+class ChecksumInvalid(ServiceError):
+    status, slug, title = 400, "checksum-invalid", "Upload-Checksum is malformed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +279,13 @@ def parse_checksum(header: str | None) -> Checksum | None:
     if algorithm not in CHECKSUMS:
         raise UnsupportedChecksum(algorithm)
     try:
-        return Checksum(algorithm, base64.b64decode(encoded.strip(), validate=True))
+        digest = base64.b64decode(encoded.strip(), validate=True)
     except (binascii.Error, ValueError):
-        raise InvalidInput("Upload-Checksum: the digest is not base64.") from None
+        digest = b""
+    # A digest that cannot be one of the algorithm (none, not base64, the wrong length) is a
+    # malformed header, not a mismatch.
+    if len(digest) != CHECKSUMS[algorithm]().digest_size:
+        raise ChecksumInvalid(
+            f"Upload-Checksum: send '{algorithm} <base64 of the {algorithm} digest>'."
+        )
+    return Checksum(algorithm, digest)
