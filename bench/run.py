@@ -395,6 +395,9 @@ def _seed_record(gateway: Gateway, mp3: Path, size: int) -> uuid.UUID:
                     channels=2,
                     sample_rate=44100,
                     bitrate=128000,
+                    bitrate_kbps=128,
+                    mode="cbr",
+                    tags={},
                 )
             )
     finally:

@@ -63,7 +63,8 @@ def test_the_right_token_after_the_file_still_uploads(stack: Stack) -> None:
     response = upload(stack.gateway.url, user, pcm(10.0, 44100, 2), fields_first=False)
     assert response.status_code == 201, response.text
     rows, objects = stack.user_keys(user["id"])
-    assert rows == objects == {f"recordings/{user['id']}/{response.json()['id']}.mp3"}
+    stem = f"recordings/{user['id']}/{response.json()['id']}"
+    assert rows == objects == {f"{stem}.mp3", f"{stem}.peaks"}  # the MP3 and its peaks
     stack.assert_consistent()
 
 
@@ -120,7 +121,7 @@ def test_a_burst_past_two_encoders_is_answered_201_or_503_each_within_its_deadli
     assert statistics.median(answer.seconds for answer in refused) <= deadline / 4
     keys = [stack.user_keys(user["id"]) for user in users]
     assert all(rows == objects for rows, objects in keys)
-    assert sum(len(rows) for rows, _ in keys) == len(stored)
+    assert sum(len(rows) for rows, _ in keys) == 2 * len(stored)  # an MP3 and its peaks each
     stack.assert_consistent()
     assert_next_upload_succeeds(stack)
 
@@ -208,7 +209,8 @@ def test_sigterm_during_an_upload_drains_then_finishes_it_then_exits(
         wait_until(lambda: not is_running(gateway.pid), what="the gateway exited")
         note("SIGTERM: seconds from the signal to the exit", time.monotonic() - signalled)
     rows, objects = stack.user_keys(user["id"])
-    assert rows == objects == {f"recordings/{user['id']}/{response.json()['id']}.mp3"}
+    stem = f"recordings/{user['id']}/{response.json()['id']}"
+    assert rows == objects == {f"{stem}.mp3", f"{stem}.peaks"}  # the MP3 and its peaks
     assert leftovers(tmp) == []
     stack.assert_consistent()
 
