@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import anyio
 import anyio.to_thread
+from sqlalchemy.orm import Session
 
 from gateway import repositories
 from gateway.db import Database
@@ -23,6 +24,7 @@ from gateway.models import Record
 from gateway.storage import ObjectStore, recording_key
 from gateway.tempfiles import temporary_directory
 from gateway.transcoder_client import TranscoderClient
+from gateway.webhooks import events as webhook_events
 from servicekit import wav
 from servicekit.errors import NotAWav
 
@@ -89,6 +91,15 @@ async def check_is_wav(source: WavSource) -> None:
         raise NotAWav("The file has no RIFF/RF64 WAVE header.")
 
 
+def _insert_once(session: Session, record: Record) -> Record:
+    """The row, and in the same transaction its ``record.created`` event (a second run of the
+    same job finds the row and announces nothing)."""
+    stored = repositories.add_record_once(session, record=record)
+    if stored is record:
+        webhook_events.record_created(session, record=record)
+    return stored
+
+
 async def convert(
     source: WavSource,
     conversion: Conversion,
@@ -134,9 +145,7 @@ async def convert(
             )
         )
     try:
-        return await database.run(
-            lambda session: repositories.add_record_once(session, record=record)
-        )
+        return await database.run(lambda session: _insert_once(session, record))
     except BaseException:
         # The row is the commit point: without it the object must not stay behind.
         with anyio.CancelScope(shield=True):

@@ -5,5 +5,6 @@ from gateway.models.job import Job
 from gateway.models.record import Record
 from gateway.models.upload import Upload, UploadChunk
 from gateway.models.user import User
+from gateway.models.webhook import Webhook, WebhookDelivery
 
-__all__ = ["Base", "Job", "Record", "Upload", "UploadChunk", "User"]
+__all__ = ["Base", "Job", "Record", "Upload", "UploadChunk", "User", "Webhook", "WebhookDelivery"]
