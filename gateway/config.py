@@ -11,6 +11,8 @@ from pydantic import BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 GIB = 1024**3
+# 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h: the Standard Webhooks example schedule.
+WEBHOOK_RETRY_SECONDS = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
@@ -99,6 +101,15 @@ class Settings(BaseSettings):
     # Origins whose browser pages may call the API (CORS); none by default. JSON or a
     # comma-separated list, e.g. https://app.example,https://admin.example.
     cors_allow_origins: Annotated[list[str], NoDecode] = []
+    # Seconds between a webhook delivery's attempts (with ±10 % jitter): the Standard Webhooks
+    # example schedule, about 24 h in all; the first attempt is at once. Comma-separated.
+    webhook_retry_seconds: Annotated[list[Annotated[float, Field(ge=0)]], NoDecode] = list(
+        WEBHOOK_RETRY_SECONDS
+    )
+    # One attempt (name resolution, connection, answer) ends within this.
+    webhook_timeout_seconds: Annotated[float, Field(gt=0)] = 10
+    # Let webhooks reach loopback, private, link-local… addresses (a test, or a trusted network).
+    webhook_allow_private: bool = False
 
     @field_validator("cors_allow_origins", mode="before")
     @classmethod
@@ -108,6 +119,13 @@ class Settings(BaseSettings):
             if text.startswith("["):
                 return json.loads(text)
             return [origin.strip().rstrip("/") for origin in text.split(",") if origin.strip()]
+        return value
+
+    @field_validator("webhook_retry_seconds", mode="before")
+    @classmethod
+    def _delays(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [delay.strip() for delay in value.split(",") if delay.strip()]
         return value
 
     @field_validator("public_base_url", "s3_endpoint_url")

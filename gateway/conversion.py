@@ -25,6 +25,7 @@ from gateway.models import Record
 from gateway.storage import ObjectStore, peaks_key, recording_key
 from gateway.tempfiles import temporary_directory
 from gateway.transcoder_client import Transcoded, TranscoderClient
+from gateway.webhooks import events as webhook_events
 from servicekit import wav
 from servicekit.audio_options import AudioOptions
 from servicekit.errors import NotAWav
@@ -200,6 +201,8 @@ def _insert(
     if existing is None:
         check_quota(session, record.user_id, quota_bytes, record.size_bytes)
     stored = repositories.add_record_once(session, record=record)
+    if stored is record:  # new: announced in the same transaction (a re-run announces nothing)
+        webhook_events.record_created(session, record=record)
     if also is not None:
         also(session, stored)
     return stored

@@ -19,6 +19,7 @@ from gateway.shutdown import Draining
 from gateway.storage import ObjectStore, open_store
 from gateway.transcoder_client import Deadlines, TranscoderClient
 from gateway.users.service import check_credentials, user_of_token
+from gateway.webhooks.delivery import open_client as open_webhook_client
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,8 @@ class Resources:
     store: ObjectStore
     transcoder: TranscoderClient
     metrics: Metrics
+    # Webhook deliveries only (gateway.webhooks.delivery): no redirects, no proxies.
+    webhook_client: httpx.AsyncClient
     draining: Draining = field(default_factory=Draining)
 
     @classmethod
@@ -66,9 +69,11 @@ class Resources:
             metrics=metrics,
             transport=transcoder_transport,
         )
+        webhook_client = open_webhook_client(settings.webhook_timeout_seconds)
         try:
-            yield cls(settings, database, store, transcoder, metrics)
+            yield cls(settings, database, store, transcoder, metrics, webhook_client)
         finally:
+            await webhook_client.aclose()
             await transcoder.aclose()
             store.close()
             database.dispose()

@@ -75,3 +75,17 @@ class UploadExpired(ServiceError):
 
     def __init__(self) -> None:
         super().__init__("The upload expired before it was finished; start a new one.")
+
+
+class WebhookTargetRefused(ServiceError):
+    """A webhook URL that reaches (or resolves to) a loopback, private or other non-public
+    address, unless WEBHOOK_ALLOW_PRIVATE=true."""
+
+    status, slug, title = 422, "webhook-target-refused", "Webhook target refused"
+
+
+class WebhookNotFound(ServiceError):
+    status, slug, title = 404, "webhook-not-found", "Webhook not found"
+
+    def __init__(self) -> None:
+        super().__init__("This user has no webhook.")

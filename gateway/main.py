@@ -22,6 +22,7 @@ from gateway.storage import StorageUnavailable
 from gateway.uploads.router import EXPOSED_HEADERS, TusHeadersMiddleware
 from gateway.uploads.router import router as uploads_router
 from gateway.users.router import router as users_router
+from gateway.webhooks.router import router as webhooks_router
 from servicekit import __version__
 from servicekit.logs import configure_logging
 from servicekit.problems import install_problem_handlers
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None, *, resources: Resources | None 
     app.include_router(records_router)
     app.include_router(uploads_router)
     app.include_router(jobs_router)
+    app.include_router(webhooks_router)
     app.include_router(ops_router)
     install_openapi(app)
     return app

@@ -19,6 +19,8 @@ from gateway.errors import (
     UploadNotFound,
     UploadTimeout,
     UploadTooLarge,
+    WebhookNotFound,
+    WebhookTargetRefused,
 )
 from servicekit.errors import (
     PROBLEM_BASE,
@@ -58,6 +60,11 @@ TAGS = [
         "name": "jobs",
         "description": "Conversions that run after the upload: tus uploads and "
         "`POST /record` with `Prefer: respond-async`. Status, progress (SSE), outcome.",
+    },
+    {
+        "name": "webhooks",
+        "description": "Hear of new records and failed jobs without polling: signed "
+        "(Standard Webhooks), retried for about a day, each attempt in the delivery log.",
     },
     {"name": "operations", "description": "Liveness, readiness and Prometheus metrics."},
 ]
@@ -104,6 +111,9 @@ _EXAMPLE_DETAILS: dict[type[ServiceError], str] = {
     JobNotFound: "No job with this id exists for this user.",
     UploadNotFound: "No upload with this id exists for this user.",
     UploadExpired: "The upload expired before it was finished; start a new one.",
+    WebhookTargetRefused: "The target localhost (127.0.0.1) is a loopback address; webhooks go "
+    "to public addresses only.",
+    WebhookNotFound: "This user has no webhook.",
 }
 _VALIDATION_EXAMPLE: dict[str, Any] = {
     "type": PROBLEM_BASE + InvalidInput.slug,

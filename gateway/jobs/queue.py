@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from gateway.models import Job, Record
 from gateway.models.base import utc_now
-from gateway.models.job import FAILED, QUEUED, RUNNING, SUCCEEDED
+from gateway.models.job import CONVERT, FAILED, QUEUED, RUNNING, SUCCEEDED
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +36,10 @@ def submit(session: Session, *, job: Job) -> Job:
 
 
 def get(session: Session, *, job_id: uuid.UUID, user_id: uuid.UUID) -> Job | None:
-    return session.scalars(select(Job).where(Job.id == job_id, Job.user_id == user_id)).first()
+    """The user's conversion job (a webhook delivery's job is not one of ``/jobs``)."""
+    return session.scalars(
+        select(Job).where(Job.id == job_id, Job.user_id == user_id, Job.kind == CONVERT)
+    ).first()
 
 
 def get_with_record(
@@ -106,21 +109,25 @@ def succeed(session: Session, *, claim: Claim) -> None:
     )
 
 
-def fail(session: Session, *, claim: Claim, error: dict[str, Any]) -> None:
-    session.execute(
+def fail(session: Session, *, claim: Claim, error: dict[str, Any]) -> bool:
+    """Failed for good; False if the job is no longer this claim's (nothing changed)."""
+    result = session.execute(
         update(Job)
         .where(_held(claim))
         .values(status=FAILED, lease_until=None, error=error, updated_at=utc_now())
     )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def retry_later(session: Session, *, claim: Claim, after: datetime, error: dict[str, Any]) -> None:
-    """Back to the queue, not before ``after``; ``error`` says why it did not run."""
-    session.execute(
+def retry_later(session: Session, *, claim: Claim, after: datetime, error: dict[str, Any]) -> bool:
+    """Back to the queue, not before ``after``; ``error`` says why it did not run. False if the
+    job is no longer this claim's."""
+    result = session.execute(
         update(Job)
         .where(_held(claim))
         .values(status=QUEUED, lease_until=None, run_after=after, error=error, updated_at=utc_now())
     )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def release(session: Session, *, claim: Claim) -> None:

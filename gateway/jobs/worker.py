@@ -1,4 +1,5 @@
-"""Job workers: claim a job, convert its upload, record the outcome; renew the lease meanwhile.
+"""Job workers: claim a job, run it by its kind (convert an upload, or deliver a webhook event),
+record the outcome; renew the lease meanwhile.
 
 A worker runs in the gateway process (``JOB_WORKERS``, the embedded default) or in the worker
 tier (``gateway.worker``); any number of either share one queue. A worker that dies mid-job
@@ -28,9 +29,14 @@ from gateway.errors import UploadExpired
 from gateway.jobs import queue
 from gateway.models import Job, Upload, UploadChunk
 from gateway.models.base import utc_now
+from gateway.models.job import WEBHOOK
+from gateway.models.webhook import GAVE_UP
 from gateway.storage import ObjectMissing
 from gateway.uploads import sweeper
 from gateway.uploads.store import StoredUpload, delete_upload
+from gateway.webhooks import delivery as webhook_delivery
+from gateway.webhooks import events as webhook_events
+from gateway.webhooks import repository
 from servicekit.audio_options import AudioOptions
 from servicekit.errors import DependencyUnavailable, ServiceError
 from servicekit.logs import request_id_var
@@ -55,7 +61,7 @@ class _Work:
 
 
 def _load(session: Session, job: Job) -> _Work | None:
-    upload = session.get(Upload, job.upload_id)
+    upload = session.get(Upload, job.upload_id) if job.upload_id is not None else None
     if upload is None:
         return None
     return _Work(job, upload, repositories.upload_chunks(session, upload_id=upload.id))
@@ -95,11 +101,14 @@ class Worker:
         claim = queue.Claim(job.id, job.attempts, self.name)
         token = request_id_var.set(f"job-{job.id.hex[:12]}-{job.attempts}")
         try:
-            await self._run(job, claim)
+            if job.kind == WEBHOOK:
+                await self._deliver(job, claim)
+            else:
+                await self._run(job, claim)
         except Exception:
             # A bug: fail the job (retrying would only hit it again), keep the worker.
             logger.exception("Job %s: unexpected error", job.id)
-            await self._finish_failed(claim, ServiceError("An unexpected error occurred."))
+            await self._finish_failed(job, claim, ServiceError("An unexpected error occurred."))
         except BaseException:
             # Cancelled (the process stops): give the job back, so another worker takes it now.
             with anyio.CancelScope(shield=True), suppress(DependencyUnavailable):
@@ -115,8 +124,8 @@ class Worker:
         resources = self.resources
         database, settings = resources.database, resources.settings
         work = await database.run(lambda session: _load(session, job))
-        if work is None:
-            await self._finish_failed(claim, UploadExpired())
+        if work is None or job.record_id is None:
+            await self._finish_failed(job, claim, UploadExpired())
             return
         source = StoredUpload(resources.store, work.pieces)
         total = max(1, source.size)
@@ -159,11 +168,11 @@ class Worker:
                 ),
             )
         except ObjectMissing:
-            await self._finish_failed(claim, UploadExpired())
+            await self._finish_failed(job, claim, UploadExpired())
             return
         except DependencyUnavailable as error:
             if job.attempts >= settings.job_max_attempts:
-                await self._finish_failed(claim, error)
+                await self._finish_failed(job, claim, error)
                 return
             delay = _RETRY_BASE_SECONDS * 2 ** (job.attempts - 1) * random.uniform(0.8, 1.2)  # noqa: S311
             logger.warning("Job %s: %s; retrying in %.1f s", job.id, error.detail, delay)
@@ -173,7 +182,7 @@ class Worker:
             )
             return
         except ServiceError as error:
-            await self._finish_failed(claim, error)
+            await self._finish_failed(job, claim, error)
             return
         await database.run(lambda session: queue.succeed(session, claim=claim))
         # The bytes are no longer needed; the upload row stays for HEAD until it expires.
@@ -182,11 +191,38 @@ class Worker:
         except DependencyUnavailable:
             logger.warning("Job %s: its upload's chunks wait for the sweeper", job.id)
 
-    async def _finish_failed(self, claim: queue.Claim, error: ServiceError) -> None:
+    async def _deliver(self, job: Job, claim: queue.Claim) -> None:
+        """A webhook delivery's attempt (bounded by WEBHOOK_TIMEOUT_SECONDS), under its lease."""
+        database, settings = self.resources.database, self.resources.settings
+
+        async def keep_lease() -> None:
+            while True:
+                await anyio.sleep(HEARTBEAT_SECONDS)
+                with suppress(DependencyUnavailable):
+                    await database.run(
+                        partial(
+                            queue.heartbeat,
+                            claim=claim,
+                            progress=0.0,
+                            lease_seconds=settings.job_lease_seconds,
+                        )
+                    )
+
+        await _beside(keep_lease, webhook_delivery.deliver(self.resources, job, claim))
+
+    async def _finish_failed(self, job: Job, claim: queue.Claim, error: ServiceError) -> None:
         logger.info("Job %s failed: %s", claim.job_id, error.detail)
-        await self.resources.database.run(
-            lambda session: queue.fail(session, claim=claim, error=error.problem())
-        )
+
+        def work(session: Session) -> None:
+            # The job's failure and its `job.failed` event: one transaction, both or neither.
+            if not queue.fail(session, claim=claim, error=error.problem()):
+                return
+            if job.kind == WEBHOOK:
+                repository.give_up(session, delivery_id=job.id, status=GAVE_UP, error=error.detail)
+            else:
+                webhook_events.job_failed(session, job_id=job.id)
+
+        await self.resources.database.run(work)
 
 
 async def _beside(beat: Callable[[], Coroutine[Any, Any, None]], work: Awaitable[T]) -> T:

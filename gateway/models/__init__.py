@@ -6,6 +6,7 @@ from gateway.models.job import Job
 from gateway.models.record import Record
 from gateway.models.upload import Upload, UploadChunk
 from gateway.models.user import User
+from gateway.models.webhook import Webhook, WebhookDelivery
 
 __all__ = [
     "Base",
@@ -16,4 +17,6 @@ __all__ = [
     "UploadChunk",
     "UploadInFlight",
     "User",
+    "Webhook",
+    "WebhookDelivery",
 ]

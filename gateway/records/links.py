@@ -14,15 +14,20 @@ def public_base_url(request: Request, settings: Settings) -> str:
 
 def record_url(request: Request, settings: Settings, record: Record) -> str:
     """The absolute download link (no token: the ids are the capability)."""
-    return f"{public_base_url(request, settings)}/record?id={record.id}&user={record.user_id}"
+    return record_view(public_base_url(request, settings), record).url
 
 
 def record_out(request: Request, settings: Settings, record: Record) -> RecordOut:
+    return record_view(public_base_url(request, settings), record)
+
+
+def record_view(base_url: str, record: Record) -> RecordOut:
+    """The record as the API shows it, its link below ``base_url`` (a webhook has no request)."""
     measured = record.integrated_lufs is not None or record.true_peak_dbtp is not None
     return RecordOut(
         id=record.id,
         user=record.user_id,
-        url=record_url(request, settings, record),
+        url=f"{base_url}/record?id={record.id}&user={record.user_id}",
         duration_seconds=record.duration_seconds,
         size_bytes=record.size_bytes,
         content_type=record.content_type,

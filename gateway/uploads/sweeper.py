@@ -21,7 +21,8 @@ _BATCH = 100
 
 def expired_uploads(session: Session, *, limit: int = _BATCH) -> list[uuid.UUID]:
     """Uploads past their expiry whose job (if any) is finished: nobody needs their bytes."""
-    busy = select(Job.upload_id).where(Job.status.not_in(FINISHED))
+    # (Not NULL: a webhook's job has no upload, and NOT IN a list holding NULL matches nothing.)
+    busy = select(Job.upload_id).where(Job.status.not_in(FINISHED), Job.upload_id.is_not(None))
     return list(
         session.scalars(
             select(Upload.id)

@@ -4,8 +4,8 @@ from collections.abc import Iterator
 import pytest
 
 from testkit.databases import migrated_database
+from testkit.jobstack import JobStack, start_transcoder, unique_bucket
 from testkit.s3 import S3Endpoint
-from tests.jobs.stack import JobStack, start_transcoder, unique_bucket
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ import itertools
 
 import httpx
 
+from testkit.jobstack import JobStack, new_user
 from testkit.live import wait_until
 from testkit.wavcorpus import pcm
-from tests.jobs.stack import JobStack, new_user
 
 USERS = 20
 JOBS = 200

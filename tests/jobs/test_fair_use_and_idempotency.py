@@ -9,10 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from testkit.jobstack import JobStack, new_user
 from testkit.live import LiveServer, wait_until
 from testkit.problems import assert_problem
 from testkit.wavcorpus import pcm
-from tests.jobs.stack import JobStack, new_user
 
 WAV = pcm(0.5, 22050, 1)
 OTHER_WAV = pcm(0.6, 22050, 1)

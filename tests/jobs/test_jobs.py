@@ -15,11 +15,11 @@ import httpx
 import pytest
 
 from testkit.gateways import Gateway, GatewayFactory
+from testkit.jobstack import JobStack, finished, job, new_user, submit
 from testkit.live import wait_until
 from testkit.problems import assert_problem
 from testkit.procfs import is_running
 from testkit.wavcorpus import garbage_adpcm, pcm, text, too_many_channels
-from tests.jobs.stack import JobStack, finished, job, new_user, submit
 
 WAV = pcm(0.5, 22050, 1)
 

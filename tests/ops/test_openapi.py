@@ -31,6 +31,12 @@ CONTRACT: dict[str, dict[str, set[int]]] = {
         "patch": {204, 400, 401, 404, 409, 410, 412, 413, 415, 460, 503},
         "delete": {204, 401, 404, 410, 412, 503},
     },
+    # Section 8: webhooks.
+    "/users/{user_id}/webhook": {
+        "put": {200, 401, 422, 503},
+        "delete": {204, 401, 404, 422, 503},
+    },
+    "/users/{user_id}/webhook/deliveries": {"get": {200, 401, 422, 503}},
 }
 
 
@@ -116,7 +122,7 @@ def test_every_operation_has_a_tag_summary_description_and_examples(
     document: dict[str, Any],
 ) -> None:
     tags = {tag["name"] for tag in document["tags"]}
-    assert tags == {"users", "records", "uploads", "jobs", "operations"}
+    assert tags == {"users", "records", "uploads", "jobs", "webhooks", "operations"}
     for path, method, operation in operations(document):
         where = f"{method.upper()} {path}"
         assert operation["tags"], where
@@ -131,7 +137,7 @@ def test_every_operation_has_a_tag_summary_description_and_examples(
         for status, response in operation["responses"].items():
             assert "X-Request-ID" in response["headers"], f"{where} {status}"
     schemas = document["components"]["schemas"]
-    for name in ("UserCreate", "RecordOut", "Ready", "Health"):
+    for name in ("UserCreate", "RecordOut", "Ready", "Health", "WebhookIn", "WebhookOut"):
         schema = schemas[name]
         assert schema.get("examples") or all(
             "examples" in field for field in schema["properties"].values()
@@ -143,6 +149,10 @@ def test_every_operation_has_a_tag_summary_description_and_examples(
     assert "example" in users_created["application/json"]
     listing = document["paths"]["/users/{user_id}/records"]["get"]["responses"]["200"]
     assert listing["content"]["application/json"]["example"]["items"]
+    assert schemas["DeliveryOut"]["examples"][0]["webhook_id"].startswith("msg_")
+    put_webhook = document["paths"]["/users/{user_id}/webhook"]["put"]["responses"]["422"]
+    refused = put_webhook["content"][PROBLEM_JSON]["examples"]
+    assert refused["webhook-target-refused"]["value"]["status"] == 422
 
 
 def test_token_routes_declare_bearer_auth_and_401_carries_www_authenticate(
@@ -153,6 +163,9 @@ def test_token_routes_declare_bearer_auth_and_401_carries_www_authenticate(
         ("/record", "post"),
         ("/record", "delete"),
         ("/users/{user_id}/records", "get"),
+        ("/users/{user_id}/webhook", "put"),
+        ("/users/{user_id}/webhook", "delete"),
+        ("/users/{user_id}/webhook/deliveries", "get"),
     ):
         operation = document["paths"][path][method]
         assert operation["security"] == [{"bearer": []}]

@@ -10,8 +10,7 @@ import pytest
 from testkit.gateways import BACKENDS, Backend, Gateway, GatewayFactory
 from testkit.live import serve
 from testkit.s3 import S3_CREDENTIALS, S3Endpoint
-
-ORIGIN = "https://app.example"
+from tests.uploads.tus import ORIGIN
 
 
 @pytest.fixture(scope="package")

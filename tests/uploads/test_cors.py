@@ -5,8 +5,7 @@ without the setting, gets no CORS headers at all."""
 import httpx
 
 from testkit.gateways import Gateway
-from tests.uploads.conftest import ORIGIN
-from tests.uploads.tus import TUS, WAV, bearer, create, new_user
+from tests.uploads.tus import ORIGIN, TUS, WAV, bearer, create, new_user
 
 # What tus-js-client sends on a PATCH; a pre-flight asks for all of it.
 REQUEST_HEADERS = "authorization,content-type,tus-resumable,upload-checksum,upload-offset"

@@ -21,6 +21,9 @@ from testkit import wavcorpus
 from testkit.gateways import Gateway
 from testkit.problems import assert_problem
 
+# The browser origin the CORS tests allow.
+ORIGIN = "https://app.example"
+
 TUS_VERSION = "1.0.0"
 TUS = {"Tus-Resumable": TUS_VERSION}
 OCTETS = {"Content-Type": "application/offset+octet-stream"}

@@ -1,0 +1,1 @@
+"""Webhooks: a user's endpoint, signed events, their deliveries (a job kind)."""
