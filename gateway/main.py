@@ -22,6 +22,7 @@ from gateway.storage import StorageUnavailable
 from gateway.uploads.router import EXPOSED_HEADERS, TusHeadersMiddleware
 from gateway.uploads.router import router as uploads_router
 from gateway.users.router import router as users_router
+from gateway.web.router import install_web
 from gateway.webhooks.router import router as webhooks_router
 from servicekit import __version__
 from servicekit.logs import configure_logging
@@ -69,6 +70,9 @@ def create_app(settings: Settings | None = None, *, resources: Resources | None 
         # Operation ids are the endpoint names: `create_user`, `add_record`, `list_records`, …
         generate_unique_id_function=lambda route: route.name,
         lifespan=lifespan,
+        # /docs comes from install_web, from the gateway's own files (no CDN); no /redoc.
+        docs_url=None,
+        redoc_url=None,
     )
     install_problem_handlers(app, on_problem=metrics.observe_problem)
     app.add_middleware(TusHeadersMiddleware)
@@ -88,5 +92,6 @@ def create_app(settings: Settings | None = None, *, resources: Resources | None 
     app.include_router(jobs_router)
     app.include_router(webhooks_router)
     app.include_router(ops_router)
+    install_web(app, settings)
     install_openapi(app)
     return app

@@ -1,0 +1,1 @@
+"""The page for people at ``/`` (static files, no build step) and the self-hosted API docs."""
