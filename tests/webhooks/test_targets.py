@@ -1,6 +1,9 @@
 """The SSRF guard's rules, address by address (no network: IP literals, and localhost)."""
 
 import ipaddress
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import anyio
 import pytest
@@ -8,6 +11,8 @@ import pytest
 from gateway.errors import WebhookTargetRefused
 from gateway.webhooks.targets import check_url, refusal, resolve
 from servicekit.errors import InvalidInput
+
+T = TypeVar("T")
 
 
 @pytest.mark.parametrize(
@@ -77,9 +82,16 @@ def test_other_urls_are_invalid(url: str) -> None:
         check_url(url)
 
 
+def in_a_loop_of_its_own(work: Callable[[], Awaitable[T]]) -> T:
+    """Run ``work`` on a fresh event loop in a thread: the session may hold one in this thread
+    (Playwright's sync API keeps its loop running while its fixture lives)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(anyio.run, work).result(timeout=30)
+
+
 def test_a_name_is_judged_by_what_it_resolves_to() -> None:
     with pytest.raises(WebhookTargetRefused, match="loopback"):
-        anyio.run(lambda: resolve("http://localhost:9/", allow_private=False))
-    target = anyio.run(lambda: resolve("http://localhost:9/", allow_private=True))
+        in_a_loop_of_its_own(lambda: resolve("http://localhost:9/", allow_private=False))
+    target = in_a_loop_of_its_own(lambda: resolve("http://localhost:9/", allow_private=True))
     assert "127.0.0.1" in target.addresses
     assert (target.host, target.port) == ("localhost", 9)
