@@ -135,20 +135,11 @@ class Worker:
             nonlocal sent
             sent = count
 
-        async def heartbeat() -> None:
-            while True:
-                await anyio.sleep(HEARTBEAT_SECONDS)
-                # Short of 1.0 until the record exists: the end of the WAV is not the end.
-                progress = min(0.99, sent / total)
-                with suppress(DependencyUnavailable):  # the next beat tries again
-                    await database.run(
-                        partial(
-                            queue.heartbeat,
-                            claim=claim,
-                            progress=progress,
-                            lease_seconds=settings.job_lease_seconds,
-                        )
-                    )
+        def progress() -> float:
+            # Short of 1.0 until the record exists: the end of the WAV is not the end.
+            return min(0.99, sent / total)
+
+        heartbeat = partial(self._heartbeat, claim, progress)
 
         # Checked when the upload was made; parsed again here, as a job may outlive a version.
         options = AudioOptions.from_fields(work.upload.options, loc=("metadata",))
@@ -193,22 +184,22 @@ class Worker:
 
     async def _deliver(self, job: Job, claim: queue.Claim) -> None:
         """A webhook delivery's attempt (bounded by WEBHOOK_TIMEOUT_SECONDS), under its lease."""
-        database, settings = self.resources.database, self.resources.settings
-
-        async def keep_lease() -> None:
-            while True:
-                await anyio.sleep(HEARTBEAT_SECONDS)
-                with suppress(DependencyUnavailable):
-                    await database.run(
-                        partial(
-                            queue.heartbeat,
-                            claim=claim,
-                            progress=0.0,
-                            lease_seconds=settings.job_lease_seconds,
-                        )
-                    )
-
+        keep_lease = partial(self._heartbeat, claim, lambda: 0.0)
         await _beside(keep_lease, webhook_delivery.deliver(self.resources, job, claim))
+
+    async def _heartbeat(self, claim: queue.Claim, progress: Callable[[], float]) -> None:
+        """Renew the claim's lease (and record ``progress()``) every ``HEARTBEAT_SECONDS``."""
+        database, settings = self.resources.database, self.resources.settings
+        while True:
+            await anyio.sleep(HEARTBEAT_SECONDS)
+            beat = partial(
+                queue.heartbeat,
+                claim=claim,
+                progress=progress(),
+                lease_seconds=settings.job_lease_seconds,
+            )
+            with suppress(DependencyUnavailable):  # the next beat tries again
+                await database.run(beat)
 
     async def _finish_failed(self, job: Job, claim: queue.Claim, error: ServiceError) -> None:
         logger.info("Job %s failed: %s", claim.job_id, error.detail)
