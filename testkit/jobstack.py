@@ -118,7 +118,7 @@ def start_transcoder(cleanup: contextlib.ExitStack, folder: Path) -> tuple[str, 
         "REAL_FFMPEG": ffmpeg_exe(),
         "SLOW_FFMPEG_FLAG": str(flag),
         "MAX_QUEUED_ENCODES": "1000",
-        "PARALLEL_ENCODE_MIN_SECONDS": "0",
+        "ENCODE_IN_PROCESS": "false",  # the slow ffmpeg must run
     }
     server = cleanup.enter_context(running("transcoder.main:create_app", env))
     return server.url, flag

@@ -16,11 +16,14 @@ class Settings(BaseSettings):
     # The ceiling: a request may ask for less, never for more.
     max_duration_seconds: float = Field(default=10800, gt=0)
     ffmpeg_path: str | None = None
-    # PCM recordings at least this long are encoded as two segments on two cores at once; 0 = never.
-    # Both halves run without LAME's bit reservoir, so the joined MP3 is byte-identical to one pass
-    # with -reservoir 0 (measured cost of that: about 0.4 dB waveform SNR at 128k).
-    parallel_encode_min_seconds: float = Field(default=30, ge=0)
-    # Encoder processes running at once (~35 MB each; a split long PCM encode runs two).
+    # 16-bit PCM to CBR (most uploads) is encoded by LAME in this process, no ffmpeg started;
+    # false sends everything through ffmpeg (transcoder/lame.py says what the path takes).
+    encode_in_process: bool = True
+    # PCM recordings at least this long that go through ffmpeg are encoded as two segments on two
+    # cores at once; 0 = never (the default). The segments run without LAME's bit reservoir,
+    # which costs waveform SNR (about 1.35 dB on pink noise at 128k: docs/benchmarks.md).
+    parallel_encode_min_seconds: float = Field(default=0, ge=0)
+    # Encodes running at once (an ffmpeg process is ~35 MB; a split long PCM encode runs two).
     max_concurrent_encodes: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     # Requests that may wait for an encoder; one more is refused at once with 503 + Retry-After.
     max_queued_encodes: int = Field(default=8, ge=0)

@@ -1,5 +1,6 @@
-"""The one place that knows ffmpeg: a streamed WAV in, a complete MP3 file with a LAME tag out,
-tagged, with the input's loudness and waveform peaks measured in the same run."""
+"""A streamed WAV in, a complete MP3 file with a LAME tag out, tagged, with the input's loudness
+and waveform peaks measured on the way: 16-bit PCM to CBR in this process (``transcoder.lame``),
+everything else by ffmpeg — this is the one place that knows ffmpeg."""
 
 import asyncio
 import contextlib
@@ -17,7 +18,7 @@ from servicekit import wav, wavtags
 from servicekit.audio_options import AudioOptions, Mode, effective_cbr_kbps
 from servicekit.errors import TranscodeTimeout, UndecodableAudio
 from servicekit.peaks import Peaks, PeaksBuilder
-from transcoder import analysis, mp3, parallel, tagging
+from transcoder import analysis, lame, mp3, parallel, tagging
 from transcoder.admission import EncodeSlots
 from transcoder.errors import EncoderUnavailable
 
@@ -63,6 +64,7 @@ class _Run:
     stderr: bytes
     audio_bytes: int
     peaks: Peaks | None
+    loudness: analysis.Loudness | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +74,11 @@ class Encoder:
     ffmpeg: str
     bitrate: str
     timeout_seconds: float
-    # PCM at least this long is encoded as two segments at once (transcoder/parallel.py).
-    parallel_min_seconds: float | None = 30.0
+    # PCM at least this long is encoded by ffmpeg as two segments at once (transcoder/parallel.py);
+    # None: never (the default: each segment gives up LAME's bit reservoir).
+    parallel_min_seconds: float | None = None
+    # 16-bit PCM to CBR is encoded in this process (transcoder/lame.py); False: always ffmpeg.
+    in_process: bool = True
     # The encoder processes this encoder may run at once (None: no bound, for direct use).
     slots: EncodeSlots | None = None
 
@@ -105,7 +110,8 @@ class Encoder:
             choice = self.choice(header, options)
             trailing = tagging.TrailingChunks(header, buffered, body)
             split = parallel.plan(header, self.parallel_min_seconds)
-            if choice.mode != "cbr":
+            in_process = self.in_process and choice.mode == "cbr" and lame.handles(header)
+            if choice.mode != "cbr" or in_process:
                 split = None  # VBR halves cannot be joined into the single pass
             async with self._slots(2 if split else 1, deadline) as processes:
                 async with asyncio.timeout(deadline - time.monotonic()):
@@ -117,6 +123,7 @@ class Encoder:
                         max_duration_seconds,
                         choice,
                         split if processes > 1 else None,
+                        in_process=in_process,
                     )
         except TimeoutError:
             raise TranscodeTimeout(f"Transcoding took longer than {timeout:g} seconds.") from None
@@ -133,7 +140,7 @@ class Encoder:
             mode=choice.mode,
             bitrate_kbps=choice.kbps if choice.mode == "cbr" else round(info.bitrate / 1000),
             tags=tags,
-            loudness=analysis.parse_loudness(run.stderr.decode("utf-8", "replace")),
+            loudness=run.loudness,
             peaks=run.peaks,
         )
 
@@ -159,7 +166,19 @@ class Encoder:
         max_duration_seconds: float,
         choice: Choice,
         split: parallel.Plan | None,
+        *,
+        in_process: bool,
     ) -> _Run:
+        if in_process:
+            measured = await lame.encode(
+                header,
+                buffered,
+                body,
+                output,
+                kbps=choice.kbps,
+                max_duration_seconds=max_duration_seconds,
+            )
+            return _Run(b"", measured.audio_bytes, measured.peaks, measured.loudness)
         command = self.command(header, output, max_duration_seconds, choice)
         if split is None:
             return await self._run(command, buffered, body, header)
@@ -268,8 +287,10 @@ class Encoder:
             if audio_bytes == 0:
                 raise UndecodableAudio(_NO_AUDIO)
             raise UndecodableAudio(f"The audio could not be decoded: {_summary(stderr)}")
-        peaks = await asyncio.to_thread(builder.finish) if waveform is not None else None
-        return _Run(stderr, audio_bytes, peaks)
+        if waveform is None:
+            return _Run(stderr, audio_bytes, None, None)
+        loudness = analysis.parse_loudness(stderr.decode("utf-8", "replace"))
+        return _Run(stderr, audio_bytes, await asyncio.to_thread(builder.finish), loudness)
 
 
 def _declared_frames(header: wav.WavHeader) -> int | None:

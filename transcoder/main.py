@@ -63,6 +63,7 @@ class Resources:
                 bitrate=settings.mp3_bitrate,
                 timeout_seconds=settings.transcode_timeout_seconds,
                 parallel_min_seconds=settings.parallel_encode_min_seconds or None,
+                in_process=settings.encode_in_process,
                 # Bounds the ffmpeg processes (and their memory) however many requests arrive.
                 slots=EncodeSlots(
                     settings.max_concurrent_encodes, max_waiting=settings.max_queued_encodes

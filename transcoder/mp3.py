@@ -6,7 +6,9 @@ samples ffmpeg's decoder yields (checked in tests/transcoder/test_mp3.py against
 """
 
 import dataclasses
+import mmap
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from transcoder.crc16 import crc16
@@ -22,6 +24,9 @@ _XING_FRAMES, _XING_BYTES, _XING_TOC, _XING_QUALITY = 1, 2, 4, 8
 _LAME_TAG_BYTES = 36
 ANONYMOUS_ENCODER = b"LAME" + bytes(5)
 _LAME_CRC_COVERS = 190
+TOC_BAGS = 400
+XING_FLAGS = _XING_FRAMES | _XING_BYTES | _XING_TOC | _XING_QUALITY
+Buffer = bytes | bytearray | mmap.mmap
 
 
 class Mp3Error(ValueError):
@@ -213,3 +218,95 @@ def without_encoder_version(frame: bytes | bytearray) -> bytes:
     crc_offset = lame + _LAME_TAG_BYTES - 2
     edited[crc_offset : crc_offset + 2] = crc.to_bytes(2, "big")
     return bytes(edited)
+
+
+def xing_toc(info_length: int, frame_lengths: Iterable[int]) -> bytes:
+    """The Xing TOC as ffmpeg's mp3 muxer builds it: the stream size after every ``want``-th
+    frame in 400 slots (halved, and ``want`` doubled, whenever they fill up)."""
+    bags: list[int] = []
+    size, want, seen = info_length, 1, 0
+    for length in frame_lengths:
+        size += length
+        seen += 1
+        if seen == want:
+            bags.append(size)
+            if len(bags) == TOC_BAGS:
+                bags = bags[1::2]
+                want *= 2
+            seen = 0
+    if not bags:
+        return bytes(100)
+    points = (256 * bags[i * len(bags) // 100] // size for i in range(1, 100))
+    return bytes([0, *(min(255, point) for point in points)])
+
+
+def cbr_frame_offsets(data: Buffer, position: int) -> list[int]:
+    """Where each frame starts, walking constant-bitrate frame headers to the end of ``data``."""
+    header = bytes(data[position : position + 4])
+    first = parse_frame_header(header)
+    unpadded = first.length - first.padded
+    fixed = header[:2], header[2] & 0xFD, header[3] & 0xCF
+    offsets = []
+    end = len(data)
+    while position + 4 <= end:
+        b2 = data[position + 2]
+        if (data[position : position + 2], b2 & 0xFD, data[position + 3] & 0xCF) != fixed:
+            raise Mp3Error(f"Not a constant-bitrate frame at byte {position}.")
+        offsets.append(position)
+        position += unpadded + ((b2 >> 1) & 1)
+    if position != end:
+        raise Mp3Error("The segment ends inside a frame.")
+    offsets.append(position)
+    return offsets
+
+
+def info_frame_length(first_header: bytes) -> int:
+    """Bytes of the Info frame ``cbr_info_frame`` makes for a stream with this first header."""
+    return _info_frame_header(first_header)[1]
+
+
+def _info_frame_header(first_header: bytes) -> tuple[bytes, int]:
+    """The Info frame's header: the stream's bitrate, or the next higher one the tag fits in
+    (as ffmpeg's muxer picks it); with the frame's length."""
+    stream = parse_frame_header(first_header)
+    needed = 4 + stream.side_info_bytes + 120 + _LAME_TAG_BYTES
+    header = bytearray(first_header[:4])
+    header[1] |= 1  # no CRC
+    header[2] &= 0xF0 | 0x0C  # bitrate index and sample rate kept; no padding, no private bit
+    header[3] &= 0xC0  # the channel mode
+    table = _BITRATES_KBPS[1 if stream.mpeg_version == 1 else 2]
+    for index in range(header[2] >> 4, 15):
+        length = dataclasses.replace(stream, bitrate=table[index] * 1000, padded=False).length
+        if length >= needed:
+            header[2] = (index << 4) | (header[2] & 0x0F)
+            return bytes(header), length
+    raise Mp3Error("No bitrate gives an Info frame room for its LAME tag.")
+
+
+def cbr_info_frame(
+    first_header: bytes,
+    frame_lengths: list[int],
+    *,
+    encoder_delay: int,
+    padding: int,
+    music_crc: int,
+) -> bytes:
+    """An Info frame (Xing for CBR, with a LAME tag) for the audio frames behind it, laid out as
+    ffmpeg's muxer writes it: frame and byte counts, TOC, delay and padding, music length and
+    CRC, tag CRC; no encoder version. ``first_header``: the first audio frame's header."""
+    if not 0 <= encoder_delay < 4096 or not 0 <= padding < 4096:
+        raise Mp3Error(f"Delay {encoder_delay} or padding {padding} does not fit the LAME tag.")
+    header, length = _info_frame_header(first_header)
+    xing = 4 + parse_frame_header(header).side_info_bytes
+    lame = xing + 120
+    stream_bytes = length + sum(frame_lengths)
+    frame = bytearray(length)
+    frame[:4] = header
+    frame[xing : xing + 4] = b"Info"
+    struct.pack_into(">III", frame, xing + 4, XING_FLAGS, len(frame_lengths), stream_bytes)
+    frame[xing + 16 : xing + 116] = xing_toc(length, frame_lengths)
+    frame[lame : lame + 9] = ANONYMOUS_ENCODER
+    frame[lame + 21 : lame + 24] = ((encoder_delay << 12) | padding).to_bytes(3, "big")
+    struct.pack_into(">IH", frame, lame + 28, stream_bytes, music_crc)
+    struct.pack_into(">H", frame, lame + 34, lame_tag_crc(frame, lame))
+    return bytes(frame)

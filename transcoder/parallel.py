@@ -29,7 +29,7 @@ import mmap
 import os
 import struct
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar, cast
@@ -46,7 +46,6 @@ PRE_ROLL_FRAMES = 4
 TAIL_FRAMES = 4
 SEGMENT_OPTIONS = ("-reservoir", "0")
 _PADDING_PERIOD_FRAMES = 49
-_TOC_BAGS = 400
 _CHUNK_BYTES = 256 * 1024
 _SPOOL_FLUSH_BYTES = 1024 * 1024
 _MAX_RIFF_DATA = 0xFFFFFFFF - 64
@@ -289,7 +288,7 @@ def join(split: Plan, first: Path, second: Path, output: Path) -> None:
             itertools.pairwise(seg1.offsets[: split.split_frame + 1]),
             itertools.pairwise(seg2.offsets[PRE_ROLL_FRAMES:]),
         )
-        toc = _toc(seg1.info_length, (end - start for start, end in lengths))
+        toc = mp3.xing_toc(seg1.info_length, (end - start for start, end in lengths))
         info = seg1.info_frame(frames, stream_bytes, toc, delay, padding, music_crc)
         with output.open("wb") as out:
             out.write(one[: seg1.start])
@@ -341,7 +340,7 @@ class _Segment:
         if flags & (_XING_FRAMES | _XING_BYTES | _XING_TOC) != 7:
             raise mp3.Mp3Error("The Info frame lacks a frame count, byte count or TOC.")
         lame_offset = xing + 8 + 4 + 4 + 100 + (4 if flags & 8 else 0)
-        offsets = _frame_offsets(data, start + frame.length)
+        offsets = mp3.cbr_frame_offsets(data, start + frame.length)
         segment = cls(data, start, info, frame.length, lame_offset, offsets)
         music_length = int.from_bytes(
             head[start + lame_offset + 28 : start + lame_offset + 32], "big"
@@ -362,43 +361,3 @@ class _Segment:
         struct.pack_into(">IH", frame, lame + 28, stream_bytes, music_crc)
         struct.pack_into(">H", frame, lame + 34, mp3.lame_tag_crc(frame, lame))
         return bytes(frame)
-
-
-def _toc(info_length: int, frame_lengths: Iterable[int]) -> bytes:
-    """The Xing TOC as ffmpeg's mp3 muxer builds it: the stream size after every ``want``-th
-    frame in 400 slots (halved, and ``want`` doubled, whenever they fill up)."""
-    bags: list[int] = []
-    size, want, seen = info_length, 1, 0
-    for length in frame_lengths:
-        size += length
-        seen += 1
-        if seen == want:
-            bags.append(size)
-            if len(bags) == _TOC_BAGS:
-                bags = bags[1::2]
-                want *= 2
-            seen = 0
-    if not bags:
-        return bytes(100)
-    points = (256 * bags[i * len(bags) // 100] // size for i in range(1, 100))
-    return bytes([0, *(min(255, point) for point in points)])
-
-
-def _frame_offsets(data: mmap.mmap, position: int) -> list[int]:
-    """Where each frame starts, walking constant-bitrate frame headers to the end of ``data``."""
-    header = data[position : position + 4]
-    first = mp3.parse_frame_header(header)
-    unpadded = first.length - first.padded
-    fixed = header[:2], header[2] & 0xFD, header[3] & 0xCF
-    offsets = []
-    end = len(data)
-    while position + 4 <= end:
-        b2 = data[position + 2]
-        if (data[position : position + 2], b2 & 0xFD, data[position + 3] & 0xCF) != fixed:
-            raise mp3.Mp3Error(f"Not a constant-bitrate frame at byte {position}.")
-        offsets.append(position)
-        position += unpadded + ((b2 >> 1) & 1)
-    if position != end:
-        raise mp3.Mp3Error("The segment ends inside a frame.")
-    offsets.append(position)
-    return offsets

@@ -201,6 +201,7 @@ def start_transcoder(
         "FFMPEG_PATH": str(gate.folder.parent / "ffmpeg"),
         "FAKE_FFMPEG_GATE_DIR": str(gate.folder),
         "REAL_FFMPEG": ffmpeg_exe(),
+        "ENCODE_IN_PROCESS": "false",  # the gate holds ffmpeg's encodes
         **env,
     }
     server = cleanup.enter_context(running("transcoder.main:create_app", settings))

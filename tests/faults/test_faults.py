@@ -82,6 +82,7 @@ def test_transcoder_slower_than_its_timeout_is_504_and_the_encoder_is_killed(
         FFMPEG_PATH=str(fake_ffmpeg(tmp_path / "ffmpeg", HANGING_FFMPEG)),
         FAKE_FFMPEG_PID_DIR=str(pid_dir),
         TRANSCODE_TIMEOUT_SECONDS="1",
+        ENCODE_IN_PROCESS="false",
     )
     try:
         response = upload(stack.gateway.url, user)

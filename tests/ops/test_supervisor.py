@@ -235,7 +235,7 @@ def test_ctrl_c_lets_the_upload_in_flight_finish_then_leaves_no_process(tmp_path
     slow_ffmpeg.write_text(f'#!/bin/sh\nsleep 1\nexec "{ffmpeg_exe()}" "$@"\n')
     slow_ffmpeg.chmod(0o755)
     with (
-        local_stack(tmp_path, FFMPEG_PATH=str(slow_ffmpeg)) as stack,
+        local_stack(tmp_path, FFMPEG_PATH=str(slow_ffmpeg), ENCODE_IN_PROCESS="false") as stack,
         httpx.Client(base_url=stack.gateway_url, timeout=60) as client,
         ThreadPoolExecutor(1) as pool,
     ):

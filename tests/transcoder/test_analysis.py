@@ -1,5 +1,6 @@
 """Loudness (against ffmpeg's ebur128 run on its own) and waveform peaks (against the decoded
-PCM), measured in the encode's own ffmpeg run; the same on the split path as on one pass."""
+PCM), measured on both encode paths (in-process: numpy on the PCM; ffmpeg: in the encode's own
+run); the same on the split path as on one pass."""
 
 import asyncio
 import subprocess
@@ -25,11 +26,17 @@ async def chunks_of(data: bytes, size: int = 65536) -> AsyncIterator[bytes]:
 
 
 def encode(
-    data: bytes, tmp_path: Path, parallel_min_seconds: float | None = None
+    data: bytes,
+    tmp_path: Path,
+    parallel_min_seconds: float | None = None,
+    *,
+    in_process: bool = True,
 ) -> encoder.Encoded:
     output = tmp_path / "out.mp3"
     output.touch()
-    coder = encoder.Encoder(wavcorpus.ffmpeg_exe(), "128k", 120, parallel_min_seconds)
+    coder = encoder.Encoder(
+        wavcorpus.ffmpeg_exe(), "128k", 120, parallel_min_seconds, in_process=in_process
+    )
     return asyncio.run(coder.encode(chunks_of(data), output=output, max_duration_seconds=600))
 
 
@@ -53,13 +60,19 @@ def pink_programme(lufs: float, seconds: float) -> bytes:
         ("programme -16 LUFS", lambda: pink_programme(-16.0, 12), -16.0, None),
     ],
 )
+@pytest.mark.parametrize("in_process", [True, False], ids=["in-process", "ffmpeg"])
 def test_loudness_matches_ebur128_on_the_same_input(
-    tmp_path: Path, name: str, make: object, expected_lufs: float, expected_peak: float | None
+    tmp_path: Path,
+    name: str,
+    make: object,
+    expected_lufs: float,
+    expected_peak: float | None,
+    in_process: bool,
 ) -> None:
     assert callable(make)
     wav: bytes = make()
     reference_lufs, reference_peak = audiotags.ebur128_reference(wav)
-    loudness = encode(wav, tmp_path).loudness
+    loudness = encode(wav, tmp_path, in_process=in_process).loudness
     assert loudness is not None
     assert loudness.integrated_lufs is not None
     assert loudness.true_peak_dbtp is not None
@@ -75,14 +88,17 @@ def test_loudness_matches_ebur128_on_the_same_input(
         assert loudness.true_peak_dbtp == pytest.approx(expected_peak, abs=TOLERANCE)
 
 
-def test_silence_and_a_blip_too_short_to_gate_have_no_integrated_loudness(tmp_path: Path) -> None:
+@pytest.mark.parametrize("in_process", [True, False], ids=["in-process", "ffmpeg"])
+def test_silence_and_a_blip_too_short_to_gate_have_no_integrated_loudness(
+    tmp_path: Path, in_process: bool
+) -> None:
     silence = wavcorpus.riff(
         wavcorpus.fmt_chunk(1, 1, 44100, 16), wavcorpus.chunk(b"data", bytes(44100))
     )
-    loudness = encode(silence, tmp_path).loudness
+    loudness = encode(silence, tmp_path, in_process=in_process).loudness
     assert loudness is not None
     assert (loudness.integrated_lufs, loudness.true_peak_dbtp) == (None, None)
-    blip = encode(wavcorpus.pcm(0.2), tmp_path).loudness
+    blip = encode(wavcorpus.pcm(0.2), tmp_path, in_process=in_process).loudness
     assert blip is not None
     assert blip.integrated_lufs is None
     assert blip.true_peak_dbtp is not None
@@ -157,12 +173,35 @@ def test_the_split_path_measures_tags_and_peaks_as_one_pass_does(
     wav = b"RIFF" + (len(wav) + 4).to_bytes(4, "little") + b"WAVE" + wav
     (tmp_path / "split").mkdir()
     (tmp_path / "single").mkdir()
-    split = encode(wav, tmp_path / "split", parallel_min_seconds=10)
+    split = encode(wav, tmp_path / "split", parallel_min_seconds=10, in_process=False)
     assert len(joins) == 1
-    single = encode(wav, tmp_path / "single", parallel_min_seconds=None)
+    single = encode(wav, tmp_path / "single", parallel_min_seconds=None, in_process=False)
     assert split.tags == single.tags == {"title": "Split", "artist": "Both"}
     assert split.loudness == single.loudness
     assert split.peaks.data.tolist() == single.peaks.data.tolist()
     assert split.info.sample_count == single.info.sample_count == 40 * 44100
     head = (tmp_path / "split" / "out.mp3").read_bytes()[:64]
     assert head == (tmp_path / "single" / "out.mp3").read_bytes()[:64]  # the same ID3 tag
+
+
+def test_the_in_process_path_measures_what_the_ffmpeg_path_does(tmp_path: Path) -> None:
+    signal = audiotags.lavfi_wav("anoisesrc=color=pink:seed=5:amplitude=0.25", 7, 48000)
+    info = audiotags.info_chunk({b"INAM": b"Both ways\0"})
+    wav = b"RIFF" + (len(info + signal[12:]) + 4).to_bytes(4, "little") + b"WAVE"
+    wav += info + signal[12:]
+    (tmp_path / "lame").mkdir()
+    (tmp_path / "ffmpeg").mkdir()
+    ours = encode(wav, tmp_path / "lame", in_process=True)
+    theirs = encode(wav, tmp_path / "ffmpeg", in_process=False)
+    assert ours.tags == theirs.tags == {"title": "Both ways"}
+    assert ours.info.sample_count == theirs.info.sample_count == 7 * 48000
+    assert (ours.info.encoder_delay, ours.info.padding) == (576, theirs.info.padding)
+    assert ours.peaks.data.tolist() == theirs.peaks.data.tolist()  # the same PCM
+    assert ours.loudness is not None
+    assert theirs.loudness is not None
+    assert ours.loudness.integrated_lufs is not None
+    assert theirs.loudness.integrated_lufs is not None
+    assert ours.loudness.true_peak_dbtp is not None
+    assert theirs.loudness.true_peak_dbtp is not None
+    assert ours.loudness.integrated_lufs == pytest.approx(theirs.loudness.integrated_lufs, abs=0.1)
+    assert ours.loudness.true_peak_dbtp == pytest.approx(theirs.loudness.true_peak_dbtp, abs=0.2)

@@ -29,6 +29,7 @@ def encode_intervals(folder: Path, limit: int, requests: int) -> list[tuple[floa
         "REAL_FFMPEG": wavcorpus.ffmpeg_exe(),
         "FAKE_FFMPEG_LOG_DIR": str(folder),
         "MAX_CONCURRENT_ENCODES": str(limit),
+        "ENCODE_IN_PROCESS": "false",  # the timed ffmpeg must run
     }
     wav = wavcorpus.pcm(0.5)
     with running(TRANSCODER_APP, env) as server, httpx.Client(timeout=60) as client:

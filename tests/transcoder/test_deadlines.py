@@ -1,5 +1,6 @@
 """The transcoder's deadlines and disconnects on live uvicorn servers (its ffmpeg processes are
-its children, its requests come over a socket): no ffmpeg and no temporary file survives."""
+its children, its requests come over a socket), on both encode paths (LAME in the process, and
+ffmpeg): no ffmpeg and no temporary file survives."""
 
 import socket
 from collections.abc import Iterator
@@ -16,13 +17,29 @@ from testkit.problems import assert_problem
 from testkit.procfs import child_pids
 
 
-@pytest.fixture(scope="module")
-def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, Path]]:
-    """A transcoder allowing 1 s of audio and 1 s of work, with its own temp folder."""
+@pytest.fixture(scope="module", params=["true", "false"], ids=["in-process", "ffmpeg"])
+def limited(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[LiveServer, Path, bool]]:
+    """A transcoder allowing 1 s of audio and 1 s of work, with its own temp folder; whether it
+    encodes in its own process."""
     temp = tmp_path_factory.mktemp("limited-tmp")
-    env = {"MAX_DURATION_SECONDS": "1", "TRANSCODE_TIMEOUT_SECONDS": "1", "TMPDIR": str(temp)}
+    env = {
+        "MAX_DURATION_SECONDS": "1",
+        "TRANSCODE_TIMEOUT_SECONDS": "1",
+        "TMPDIR": str(temp),
+        "ENCODE_IN_PROCESS": request.param,
+    }
     with running(TRANSCODER_APP, env) as server:
-        yield server, temp
+        yield server, temp, request.param == "true"
+
+
+def wait_for_the_encode(server: LiveServer, temp: Path, in_process: bool) -> None:
+    """Until ffmpeg runs, or (in-process) the encode's output file exists."""
+    if in_process:
+        wait_until(lambda: leftovers(temp) != [], what="the encode started")
+    else:
+        wait_until(lambda: child_pids(server.pid) != [], what="ffmpeg started")
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +50,7 @@ def hanging(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServ
         "FFMPEG_PATH": str(fake_ffmpeg(folder / "ffmpeg", HANGING_FFMPEG)),
         "FAKE_FFMPEG_PID_DIR": str(folder),
         "TRANSCODE_TIMEOUT_SECONDS": "0.5",
+        "ENCODE_IN_PROCESS": "false",  # the hanging ffmpeg must run
     }
     with running(TRANSCODER_APP, env) as server:
         yield server, folder
@@ -61,12 +79,12 @@ def read_status(connection: socket.socket) -> int:
 
 
 def test_a_stalled_upload_times_out_with_504_and_leaves_nothing(
-    limited: tuple[LiveServer, Path],
+    limited: tuple[LiveServer, Path, bool],
 ) -> None:
-    server, temp = limited
+    server, temp, in_process = limited
     data = wavcorpus.pcm(0.9, 8000, 1)
     with open_upload(server.url, data[:5000], len(data)) as connection:
-        wait_until(lambda: child_pids(server.pid) != [], what="ffmpeg started")
+        wait_for_the_encode(server, temp, in_process)
         assert read_status(connection) == 504
     wait_until(lambda: child_pids(server.pid) == [], what="ffmpeg reaped")
     wait_until(lambda: leftovers(temp) == [], what="temporary files removed")
@@ -85,18 +103,20 @@ def test_an_encoder_ignoring_sigterm_is_killed_after_the_deadline(
 
 
 def test_a_client_disconnecting_mid_upload_stops_ffmpeg(
-    limited: tuple[LiveServer, Path],
+    limited: tuple[LiveServer, Path, bool],
 ) -> None:
-    server, temp = limited
+    server, temp, in_process = limited
     data = wavcorpus.pcm(0.9, 8000, 1)
     with open_upload(server.url, data[:5000], len(data)):
-        wait_until(lambda: child_pids(server.pid) != [], what="ffmpeg started")
+        wait_for_the_encode(server, temp, in_process)
     wait_until(lambda: child_pids(server.pid) == [], what="ffmpeg reaped", seconds=5)
     wait_until(lambda: leftovers(temp) == [], what="temporary files removed")
 
 
-def test_successful_responses_leave_no_temporary_file(limited: tuple[LiveServer, Path]) -> None:
-    server, temp = limited
+def test_successful_responses_leave_no_temporary_file(
+    limited: tuple[LiveServer, Path, bool],
+) -> None:
+    server, temp, _ = limited
     for _ in range(3):
         response = httpx.post(f"{server.url}/transcode", content=wavcorpus.pcm(0.3), timeout=30)
         assert response.status_code == 200

@@ -105,7 +105,7 @@ def test_a_header_arriving_byte_by_byte_is_found(
 
 
 def test_a_body_without_magic_is_refused_before_ffmpeg_starts(output: Path) -> None:
-    coder = encoder.Encoder("/nonexistent/ffmpeg", "128k", 30)
+    coder = encoder.Encoder("/nonexistent/ffmpeg", "128k", 30, in_process=False)
     with pytest.raises(NotAWav):
         run(chunks_of(wavcorpus.hls_playlist()), output, coder=coder)
 
@@ -146,14 +146,14 @@ def test_corrupt_audio_reports_ffmpegs_first_error_line(output: Path) -> None:
 
 
 def test_a_missing_encoder_is_our_fault_not_the_inputs(output: Path) -> None:
-    coder = encoder.Encoder("/nonexistent/ffmpeg", "128k", 30)
+    coder = encoder.Encoder("/nonexistent/ffmpeg", "128k", 30, in_process=False)
     with pytest.raises(EncoderUnavailable):
         run(chunks_of(wavcorpus.pcm(0.1)), output, coder=coder)
 
 
 def test_an_encoder_exiting_0_without_output_is_not_a_success(tmp_path: Path, output: Path) -> None:
     silent = fake_ffmpeg(tmp_path / "ffmpeg", "import sys\nsys.stdin.buffer.read()\n")
-    coder = encoder.Encoder(str(silent), "128k", 30)
+    coder = encoder.Encoder(str(silent), "128k", 30, in_process=False)
     with pytest.raises(UndecodableAudio, match="No audio could be decoded"):
         run(chunks_of(wavcorpus.pcm(0.2)), output, coder=coder)
 
@@ -167,7 +167,7 @@ def test_an_mp3_without_info_header_is_not_a_success(tmp_path: Path, output: Pat
         "args.insert(args.index('-y'), '0')\n"
         f"sys.exit(subprocess.run([{wavcorpus.ffmpeg_exe()!r}, *args]).returncode)\n",
     )
-    coder = encoder.Encoder(str(piping), "128k", 30)
+    coder = encoder.Encoder(str(piping), "128k", 30, in_process=False)
     with pytest.raises(UndecodableAudio, match="No audio could be decoded"):
         run(chunks_of(wavcorpus.pcm(0.2)), output, coder=coder)
     assert output.stat().st_size > 1000
@@ -194,7 +194,7 @@ def test_an_encoder_ignoring_sigterm_is_killed_at_the_deadline(
 ) -> None:
     monkeypatch.setenv("FAKE_FFMPEG_PID_DIR", str(tmp_path))
     hanging = fake_ffmpeg(tmp_path / "ffmpeg", HANGING_FFMPEG)
-    coder = encoder.Encoder(str(hanging), "128k", 0.5)
+    coder = encoder.Encoder(str(hanging), "128k", 0.5, in_process=False)
     with pytest.raises(TranscodeTimeout):
         run(chunks_of(wavcorpus.pcm(0.5)), output, coder=coder)
     assert no_new_children()

@@ -51,7 +51,7 @@ async def chunks_of(data: bytes, size: int = 65536) -> AsyncIterator[bytes]:
 
 
 def transcode(data: bytes, output: Path, threshold: float | None) -> mp3.Mp3Info:
-    coder = encoder.Encoder(wavcorpus.ffmpeg_exe(), "128k", 60, threshold)
+    coder = encoder.Encoder(wavcorpus.ffmpeg_exe(), "128k", 60, threshold, in_process=False)
     output.touch()
     work = coder.encode(chunks_of(data), output=output, max_duration_seconds=600)
     return asyncio.run(work).info
@@ -198,7 +198,7 @@ def test_no_temporary_file_or_process_is_left(tmp_path: Path) -> None:
     output = tmp_path / "out.mp3"
     transcode(data, output, THRESHOLD)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp3"]
-    coder = encoder.Encoder(wavcorpus.ffmpeg_exe(), "128k", 0.1, THRESHOLD)
+    coder = encoder.Encoder(wavcorpus.ffmpeg_exe(), "128k", 0.1, THRESHOLD, in_process=False)
     with pytest.raises(TranscodeTimeout):
         asyncio.run(coder.encode(chunks_of(data), output=output, max_duration_seconds=600))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp3"]
