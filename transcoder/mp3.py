@@ -240,8 +240,9 @@ def xing_toc(info_length: int, frame_lengths: Iterable[int]) -> bytes:
     return bytes([0, *(min(255, point) for point in points)])
 
 
-def cbr_frame_offsets(data: Buffer, position: int) -> list[int]:
-    """Where each frame starts, walking constant-bitrate frame headers to the end of ``data``."""
+def cbr_frame_offsets(data: Buffer, position: int = 0) -> list[int]:
+    """Where each frame starts, walking constant-bitrate frame headers from ``position`` to
+    the end of ``data``; then the end of the last frame."""
     header = bytes(data[position : position + 4])
     first = parse_frame_header(header)
     unpadded = first.length - first.padded
@@ -249,13 +250,13 @@ def cbr_frame_offsets(data: Buffer, position: int) -> list[int]:
     offsets = []
     end = len(data)
     while position + 4 <= end:
-        b2 = data[position + 2]
-        if (data[position : position + 2], b2 & 0xFD, data[position + 3] & 0xCF) != fixed:
+        head = data[position : position + 4]
+        if (head[:2], head[2] & 0xFD, head[3] & 0xCF) != fixed:
             raise Mp3Error(f"Not a constant-bitrate frame at byte {position}.")
         offsets.append(position)
-        position += unpadded + ((b2 >> 1) & 1)
+        position += unpadded + ((head[2] >> 1) & 1)
     if position != end:
-        raise Mp3Error("The segment ends inside a frame.")
+        raise Mp3Error("The stream ends inside a frame.")
     offsets.append(position)
     return offsets
 

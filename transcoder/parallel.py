@@ -1,23 +1,23 @@
-"""Long PCM inputs on two cores: two ffmpeg encodes of overlapping halves, joined into one MP3.
+"""Long PCM inputs on several cores: ffmpeg encodes of overlapping segments, joined into one MP3.
 
-The input is split at a sample position ``split = K * 1152``. Segment 1 encodes samples
-``[0, split + 4 frames)`` and keeps its first ``K`` frames; segment 2 encodes from
-``split - 4 frames`` and drops its first 4 (pre-roll) frames. Both run with ``-reservoir 0``, so
-no frame borrows bits from the frame before it and frames of two encodes can follow each other.
-As both encoders delay by the same 576 samples, segment 2's frame ``m`` covers exactly the
-samples of single-pass frame ``K - 4 + m``: the kept frames are, bar the odd padding slot, the
-frames a single ``-reservoir 0`` encode writes (tests/transcoder/test_parallel.py measures it).
-The joined stream gets segment 1's Info frame with the frame count, byte count, TOC,
-padding, music length, music CRC and tag CRC of the whole stream.
+``plan`` splits the input into ``SEGMENTS`` ranges (``transcoder.join.segment_ranges``): each
+segment after the first starts on a frame boundary ``OVERLAP_FRAMES`` before the previous one
+ends. The encodes keep LAME's bit reservoir on, as a single pass does, and
+``transcoder.join`` cuts each pair of neighbours at a frame of their overlap where the later
+one's reservoir bytes fit in the room the earlier one left (carrying them over), so the joined
+stream decodes to every input sample with a single pass's quality (tests/transcoder/
+test_parallel.py measures the length, the joins and the SNR). The joined stream gets segment
+1's Info frame with the frame count, byte count, TOC, padding, music length, music CRC and tag
+CRC of the whole stream.
 
 The body is spooled to an unlinked temporary file as it arrives; each segment's ffmpeg reads
 its range from there as soon as the bytes are in, so segment 1 starts with the first bytes.
 Segment 1 reads the whole input, not only its part: its ffmpeg also measures loudness and makes
-the waveform PCM of everything (``transcoder.analysis``) while its encoder stops at ``first_end``
-(``atrim``), so the split keeps the one-pass analysis. Only CBR is split: VBR frames differ
-with what came before, so halves of VBR encodes could not be joined into the single pass.
-Anything unexpected (the data ends early, an encode fails) falls back to the single encode
-over the spool, which then answers exactly as it always did.
+the waveform PCM of everything (``transcoder.analysis``) while its encoder stops at its range's
+end (``atrim``), so the split keeps the one-pass analysis. Only CBR is split (the segments'
+frames are walked as constant-bitrate frames). Anything unexpected (the data ends early, an
+encode fails, no frame to cut at) falls back to the single encode over the spool, which then
+answers exactly as it always did.
 """
 
 import asyncio
@@ -29,23 +29,29 @@ import mmap
 import os
 import struct
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterator,
+    Sequence,
+)
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar, cast
 
 from servicekit import wav
+from transcoder import join as joiner
 from transcoder import mp3
-from transcoder.crc16 import crc16, crc16_shift
 
 logger = logging.getLogger(__name__)
 
-FRAME_SAMPLES = 1152  # MPEG-1 layer III
+FRAME_SAMPLES = joiner.FRAME_SAMPLES
 MPEG1_RATES = (32000, 44100, 48000)
-PRE_ROLL_FRAMES = 4
-TAIL_FRAMES = 4
-SEGMENT_OPTIONS = ("-reservoir", "0")
-_PADDING_PERIOD_FRAMES = 49
+SEGMENTS = 2  # as many encodes as the transcoder's two cores run at once
+# The segments run with the single pass's options: the reservoir stays on (transcoder.join).
+SEGMENT_OPTIONS: tuple[str, ...] = ()
 _CHUNK_BYTES = 256 * 1024
 _SPOOL_FLUSH_BYTES = 1024 * 1024
 _MAX_RIFF_DATA = 0xFFFFFFFF - 64
@@ -53,7 +59,7 @@ _XING_FRAMES, _XING_BYTES, _XING_TOC = 1, 2, 4
 
 R = TypeVar("R")
 # (WAV header, audio, output path, encode_end_sample): segment 1 is given the whole input and
-# the sample where its encode ends; segment 2 its own part and None.
+# the sample where its encode ends; the others their own part and None.
 RunSegment = Callable[[bytes, AsyncIterator[bytes], Path, int | None], Coroutine[Any, Any, R]]
 RunSingle = Callable[[bytes, AsyncIterator[bytes]], Awaitable[R]]
 
@@ -62,22 +68,15 @@ RunSingle = Callable[[bytes, AsyncIterator[bytes]], Awaitable[R]]
 class Plan:
     header: wav.WavHeader
     samples: int  # per channel, from the header's data size
-    split_frame: int  # K: segment 1 keeps frames [0, K), segment 2 the rest
-
-    @property
-    def second_start(self) -> int:
-        """First sample of segment 2's input."""
-        return (self.split_frame - PRE_ROLL_FRAMES) * FRAME_SAMPLES
-
-    @property
-    def first_end(self) -> int:
-        """End (exclusive) of segment 1's input."""
-        return min(self.samples, (self.split_frame + TAIL_FRAMES) * FRAME_SAMPLES)
+    ranges: tuple[joiner.Range, ...]  # each segment's input samples
 
 
-def plan(header: wav.WavHeader, min_seconds: float | None) -> Plan | None:
-    """A split for integer PCM or float input of known size, mono or stereo, at an MPEG-1 rate
-    (no resampling), at least ``min_seconds`` long; None for everything else."""
+def plan(
+    header: wav.WavHeader, min_seconds: float | None, segments: int | None = None
+) -> Plan | None:
+    """A split into ``segments`` (else ``SEGMENTS``) for integer PCM or float input of known
+    size, mono or stereo, at an MPEG-1 rate (no resampling), at least ``min_seconds`` long; None
+    for everything else."""
     if min_seconds is None or header.data_size is None:
         return None
     if header.format_tag not in (wav.FORMAT_PCM, wav.FORMAT_IEEE_FLOAT):
@@ -88,16 +87,14 @@ def plan(header: wav.WavHeader, min_seconds: float | None) -> Plan | None:
     if bits % 8 or bits == 0 or header.block_align != header.channels * bits // 8:
         return None
     samples = header.data_size // header.block_align
-    if samples < max(min_seconds * header.sample_rate, 4 * FRAME_SAMPLES * PRE_ROLL_FRAMES):
+    if samples < min_seconds * header.sample_rate:
         return None
-    # LAME pads a frame with one byte when its running remainder says so; that pattern repeats
-    # every 49 frames at 44.1 kHz (1152 * bitrate / 8 mod 44100 is a multiple of 900 for every
-    # bitrate) and is empty at 32 and 48 kHz. Segment 2 starts in phase with a single pass.
-    middle = samples // FRAME_SAMPLES // 2 - PRE_ROLL_FRAMES
-    split_frame = middle - middle % _PADDING_PERIOD_FRAMES + PRE_ROLL_FRAMES
-    result = Plan(header, samples, split_frame)
-    largest = max(result.first_end, samples - result.second_start) * header.block_align
-    return result if largest <= _MAX_RIFF_DATA else None
+    try:
+        ranges = joiner.segment_ranges(samples, segments or SEGMENTS)
+    except joiner.JoinError:
+        return None
+    largest = max(r.end - r.start for r in ranges) * header.block_align
+    return Plan(header, samples, tuple(ranges)) if largest <= _MAX_RIFF_DATA else None
 
 
 def segment_header(header: wav.WavHeader, samples: int) -> bytes:
@@ -185,7 +182,7 @@ async def encode(
     run_segment: RunSegment[R],
     run_single: RunSingle[R],
 ) -> R:
-    """Encode both segments at once and join them into ``output``; returns segment 1's result.
+    """Encode the segments at once and join them into ``output``; returns segment 1's result.
 
     ``run_segment(header, body, path, end_sample)`` encodes a WAV with ``SEGMENT_OPTIONS`` to
     ``path`` (up to ``end_sample`` when given); ``run_single(header, body)`` is the usual single
@@ -195,27 +192,31 @@ async def encode(
     assert header.data_size is not None
     block = header.block_align
     directory = output.parent
-    with tempfile.TemporaryFile(dir=directory) as spool_file, _temporary(directory) as first, \
-            _temporary(directory) as second:  # fmt: skip
-        spool = Spool(spool_file, header.data_size)
+    with contextlib.ExitStack() as files:
+        spool = Spool(files.enter_context(tempfile.TemporaryFile(dir=directory)), header.data_size)
+        paths = [files.enter_context(_temporary(directory)) for _ in split.ranges]
         filling = asyncio.create_task(spool.fill(buffered[header.data_offset :], body))
+        first = split.ranges[0]
         segments = [
             asyncio.create_task(
                 run_segment(
                     segment_header(header, split.samples),
                     spool.read(0, split.samples * block),
-                    first,
-                    split.first_end,
+                    paths[0],
+                    first.end,
                 )
-            ),
+            )
+        ]
+        segments += [
             asyncio.create_task(
                 run_segment(
-                    segment_header(header, split.samples - split.second_start),
-                    spool.read(split.second_start * block, split.samples * block),
-                    second,
+                    segment_header(header, part.end - part.start),
+                    spool.read(part.start * block, part.end * block),
+                    path,
                     None,
                 )
-            ),
+            )
+            for part, path in zip(split.ranges[1:], paths[1:], strict=True)
         ]
         try:
             await filling
@@ -224,7 +225,7 @@ async def encode(
             failures = [r for r in results if isinstance(r, BaseException)]
             if complete and not failures:
                 try:
-                    await asyncio.to_thread(join, split, first, second, output)
+                    await asyncio.to_thread(join, split, paths, output)
                 except (ValueError, OSError, IndexError, struct.error) as error:
                     logger.warning("cannot join the segments (%s): encoding in one pass", error)
                 else:
@@ -251,50 +252,56 @@ def _temporary(directory: Path) -> Iterator[Path]:
         path.unlink(missing_ok=True)
 
 
-def join(split: Plan, first: Path, second: Path, output: Path) -> None:
-    """Write segment 1's first K frames and segment 2's frames after its pre-roll to ``output``,
-    behind segment 1's ID3 tag and an Info frame that describes the joined stream."""
-    with (
-        first.open("rb") as file1,
-        second.open("rb") as file2,
-        _mapped(file1) as one,
-        _mapped(file2) as two,
-    ):
-        seg1, seg2 = _Segment.read(one), _Segment.read(two)
-        if seg1.info.encoder_delay != seg2.info.encoder_delay:
-            raise mp3.Mp3Error("The segments' encoder delays differ.")
-        if seg1.info.samples_per_frame != FRAME_SAMPLES or seg1.frames < split.split_frame:
-            raise mp3.Mp3Error("Segment 1 is shorter than planned.")
-        if seg2.frames <= PRE_ROLL_FRAMES:
-            raise mp3.Mp3Error("Segment 2 is shorter than planned.")
-        start1, end1 = seg1.offsets[0], seg1.offsets[split.split_frame]
-        start2, end2 = seg2.offsets[PRE_ROLL_FRAMES], seg2.offsets[-1]
-        frames = split.split_frame + seg2.frames - PRE_ROLL_FRAMES
+def join(split: Plan, segments: Sequence[Path], output: Path) -> list[joiner.Cut]:
+    """Join the segment files into ``output``, behind segment 1's ID3 tag and an Info frame
+    that describes the joined stream; returns the cuts (``joiner.JoinError`` if there are
+    none to make)."""
+    with contextlib.ExitStack() as stack:
+        parsed = [
+            _Segment.read(stack.enter_context(_mapped(stack.enter_context(path.open("rb")))))
+            for path in segments
+        ]
+        seg1 = parsed[0]
         delay = seg1.info.encoder_delay
+        if any(segment.info.encoder_delay != delay for segment in parsed):
+            raise mp3.Mp3Error("The segments' encoder delays differ.")
+        if seg1.info.samples_per_frame != FRAME_SAMPLES:
+            raise mp3.Mp3Error("The segments are not MPEG-1 layer III.")
+        streams = [
+            joiner.Stream(segment.data, segment.offsets, part.first_frame)
+            for segment, part in zip(parsed, split.ranges, strict=True)
+        ]
+        pieces, cuts = joiner.plan(streams)
+        frames = sum(piece.end - piece.first for piece in pieces)
         padding = frames * FRAME_SAMPLES - delay - split.samples
         if not 0 <= padding < 4096:
             raise mp3.Mp3Error(f"Padding {padding} does not fit the LAME tag.")
-        # CRCs are linear: take segment 1's tail off its music CRC, segment 2's pre-roll off
-        # its own, and chain the two (the music CRC covers the frames after the Info frame).
-        tail = one[end1 : seg1.offsets[-1]]
-        crc1 = crc16_shift(seg1.music_crc ^ crc16(tail), -len(tail))
-        suffix = end2 - start2
-        crc2 = seg2.music_crc ^ crc16_shift(crc16(two[seg2.offsets[0] : start2]), suffix)
-        music_crc = crc16_shift(crc1, suffix) ^ crc2
-        first_bytes = end1 - start1
-        stream_bytes = seg1.info_length + first_bytes + suffix
-
-        lengths = itertools.chain(
-            itertools.pairwise(seg1.offsets[: split.split_frame + 1]),
-            itertools.pairwise(seg2.offsets[PRE_ROLL_FRAMES:]),
+        # CRCs are linear: each piece's comes from its segment's music CRC (which covers the
+        # frames after the Info frame) and the bytes around and patched in it.
+        runs = [
+            (
+                joiner.piece_crc(streams[piece.stream], piece, parsed[piece.stream].music_crc),
+                streams[piece.stream].offsets[piece.end]
+                - streams[piece.stream].offsets[piece.first],
+            )
+            for piece in pieces
+        ]
+        music_crc = joiner.chain_crcs(runs)
+        stream_bytes = seg1.info_length + sum(length for _, length in runs)
+        lengths = (
+            end - start
+            for piece in pieces
+            for start, end in itertools.pairwise(
+                streams[piece.stream].offsets[piece.first : piece.end + 1]
+            )
         )
-        toc = mp3.xing_toc(seg1.info_length, (end - start for start, end in lengths))
+        toc = mp3.xing_toc(seg1.info_length, lengths)
         info = seg1.info_frame(frames, stream_bytes, toc, delay, padding, music_crc)
         with output.open("wb") as out:
-            out.write(one[: seg1.start])
+            out.write(seg1.data[: seg1.start])
             out.write(info)
-            _copy(one, start1, end1, out)
-            _copy(two, start2, end2, out)
+            joiner.write(streams, pieces, out)
+        return cuts
 
 
 @contextlib.contextmanager
@@ -304,11 +311,6 @@ def _mapped(file: BinaryIO) -> Iterator[mmap.mmap]:
         yield mapped
     finally:
         mapped.close()
-
-
-def _copy(source: mmap.mmap, start: int, end: int, out: BinaryIO) -> None:
-    for position in range(start, end, _SPOOL_FLUSH_BYTES):
-        out.write(source[position : min(end, position + _SPOOL_FLUSH_BYTES)])
 
 
 @dataclass(frozen=True, slots=True)

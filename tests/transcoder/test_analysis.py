@@ -13,7 +13,7 @@ import pytest
 
 from servicekit.peaks import MIN_SAMPLES_PER_PIXEL, Peaks
 from testkit import audiotags, wavcorpus
-from transcoder import encoder, parallel
+from transcoder import encoder, join, parallel
 
 TOLERANCE = 0.5  # LU and dB, as the issue asks
 MINUS_23_DBFS = 10 ** (-23 / 20)
@@ -165,7 +165,7 @@ def wav_id(wav: bytes) -> str:
 
 
 def test_the_split_path_measures_tags_and_peaks_as_one_pass_does(
-    tmp_path: Path, joins: list[parallel.Plan]
+    tmp_path: Path, joins: list[tuple[parallel.Plan, list[join.Cut]]]
 ) -> None:
     signal = audiotags.lavfi_wav("anoisesrc=color=pink:seed=3:amplitude=0.2", 40, 44100)
     info = audiotags.info_chunk({b"INAM": b"Split\0", b"IART": b"Both\0"})
