@@ -60,3 +60,52 @@ def test_fixed_threshold_keeps_a_large_block_out_of_the_heap_after_a_larger_one_
     fixed = json.loads(run_python(MMAPPED_AFTER_A_LARGE_FREE.format(fix=True)))
     assert unfixed["mmapped"] == 0  # glibc's own behaviour: the 1 MiB came from the heap
     assert fixed == {"fixed": True, "mmapped": pytest.approx(1 << 20, rel=0.01)}
+
+
+# --- modules --------------------------------------------------------------------------------------
+
+LOADED_BY_APP = """
+    import json, sys
+    from {package}.main import create_app
+    create_app()
+    print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def modules_loaded_by_app(package: str, env: dict[str, str]) -> set[str]:
+    """The top-level packages a fresh interpreter holds once ``<package>.main:create_app()``
+    has built its app, as uvicorn's factory does."""
+    loaded = json.loads(run_python(LOADED_BY_APP.format(package=package), env))
+    return {module.partition(".")[0] for module in loaded}
+
+
+def test_gateway_with_sqlite_and_a_folder_loads_no_s3_postgres_numpy_alembic_or_cli(
+    tmp_path: Path,
+) -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DATABASE_URL": f"sqlite:///{tmp_path}/riffle.db",
+        "STORAGE_URL": f"file://{tmp_path}/objects",
+    }
+    loaded = modules_loaded_by_app("gateway", env)
+    # boto3/botocore only for an S3 STORAGE_URL, psycopg2 only for PostgreSQL, numpy only for a
+    # waveform request, alembic only to migrate; rich and pygments only for httpx's CLI.
+    needless = {
+        "boto3",
+        "botocore",
+        "s3transfer",
+        "psycopg2",
+        "numpy",
+        "alembic",
+        "rich",
+        "pygments",
+    }
+    assert loaded & needless == set()
+    assert {"sqlalchemy", "httpx"} <= loaded  # the check sees what the gateway does load
+
+
+def test_transcoder_loads_nothing_of_the_gateway_or_its_backends() -> None:
+    loaded = modules_loaded_by_app("transcoder", {"PATH": "/usr/bin:/bin"})
+    assert loaded & {"gateway", "sqlalchemy", "alembic", "boto3", "botocore", "psycopg2"} == set()
+    assert loaded & {"httpx", "standardwebhooks", "fastapi_offline", "rich", "client"} == set()
+    assert "servicekit" in loaded
