@@ -20,8 +20,6 @@ import numpy.typing as npt
 MAX_STORED_PIXELS = 1 << 20
 # Finer than this is more bytes than any screen shows (and than the MP3 of a short clip).
 MIN_SAMPLES_PER_PIXEL = 16
-DEFAULT_PIXELS = 1000
-MAX_PIXELS = 1 << 16
 # version, flags, sample rate, samples per pixel, length, channels
 _DAT_HEADER = struct.Struct("<iIiiIi")
 _FLAG_8_BIT = 1

@@ -4,6 +4,7 @@ import logging
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import anyio.to_thread
 
@@ -13,7 +14,9 @@ from gateway.errors import RecordNotFound
 from gateway.models import Record
 from gateway.records.cursor import decode_cursor, encode_cursor
 from gateway.storage import ObjectMissing, ObjectStore, StorageUnavailable, peaks_key
-from servicekit.peaks import Peaks
+
+if TYPE_CHECKING:
+    from servicekit.peaks import Peaks
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +32,12 @@ async def find_record(database: Database, *, record_id: uuid.UUID, user_id: uuid
     return record
 
 
-async def read_peaks(store: ObjectStore, record: Record) -> Peaks:
+async def read_peaks(store: ObjectStore, record: Record) -> "Peaks":
     """The record's stored waveform peaks; ``RecordNotFound`` when it has none."""
+    # Imported here: numpy costs ~15 MB resident, which a gateway nobody asks for a waveform
+    # never needs (tests/test_footprint.py).
+    from servicekit.peaks import Peaks
+
     key = record.peaks_key
     if key is None:
         raise RecordNotFound()

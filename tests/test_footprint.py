@@ -1,0 +1,111 @@
+"""What each service's process holds: the modules its app needs and no others (each optional one
+costs megabytes of resident memory for its whole life), and a malloc that hands large blocks back.
+
+Each check runs in a fresh interpreter: this one has imported everything already.
+"""
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_python(code: str, env: dict[str, str] | None = None) -> str:
+    """``code`` run by a fresh interpreter in the repository; its stdout."""
+    finished = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert finished.returncode == 0, finished.stderr
+    return finished.stdout
+
+
+# --- malloc ---------------------------------------------------------------------------------------
+
+MMAPPED_AFTER_A_LARGE_FREE = """
+    import ctypes, json
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+            "fordblks", "keepcost")]
+
+    mallinfo2 = ctypes.CDLL(None).mallinfo2
+    mallinfo2.restype = MallInfo2
+    fixed = False
+    if {fix}:
+        from servicekit.malloc import fix_mmap_threshold
+        fixed = fix_mmap_threshold()
+    large = bytearray(8 << 20)
+    del large  # glibc raises its threshold to this freed mmapped block's size
+    before = mallinfo2().hblkhd
+    block = bytearray(1 << 20)
+    print(json.dumps({{"fixed": fixed, "mmapped": mallinfo2().hblkhd - before}}))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_fixed_threshold_keeps_a_large_block_out_of_the_heap_after_a_larger_one_was_freed() -> None:
+    unfixed = json.loads(run_python(MMAPPED_AFTER_A_LARGE_FREE.format(fix=False)))
+    fixed = json.loads(run_python(MMAPPED_AFTER_A_LARGE_FREE.format(fix=True)))
+    assert unfixed["mmapped"] == 0  # glibc's own behaviour: the 1 MiB came from the heap
+    assert fixed == {"fixed": True, "mmapped": pytest.approx(1 << 20, rel=0.01)}
+
+
+# --- modules --------------------------------------------------------------------------------------
+
+LOADED_BY_APP = """
+    import json, sys
+    from {package}.main import create_app
+    create_app()
+    print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def modules_loaded_by_app(package: str, env: dict[str, str]) -> set[str]:
+    """The top-level packages a fresh interpreter holds once ``<package>.main:create_app()``
+    has built its app, as uvicorn's factory does."""
+    loaded = json.loads(run_python(LOADED_BY_APP.format(package=package), env))
+    return {module.partition(".")[0] for module in loaded}
+
+
+def test_gateway_with_sqlite_and_a_folder_loads_no_s3_postgres_numpy_alembic_or_cli(
+    tmp_path: Path,
+) -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DATABASE_URL": f"sqlite:///{tmp_path}/riffle.db",
+        "STORAGE_URL": f"file://{tmp_path}/objects",
+    }
+    loaded = modules_loaded_by_app("gateway", env)
+    # boto3/botocore only for an S3 STORAGE_URL, psycopg2 only for PostgreSQL, numpy only for a
+    # waveform request, alembic only to migrate; rich and pygments only for httpx's CLI.
+    needless = {
+        "boto3",
+        "botocore",
+        "s3transfer",
+        "psycopg2",
+        "numpy",
+        "alembic",
+        "rich",
+        "pygments",
+    }
+    assert loaded & needless == set()
+    assert {"sqlalchemy", "httpx"} <= loaded  # the check sees what the gateway does load
+
+
+def test_transcoder_loads_nothing_of_the_gateway_or_its_backends() -> None:
+    loaded = modules_loaded_by_app("transcoder", {"PATH": "/usr/bin:/bin"})
+    assert loaded & {"gateway", "sqlalchemy", "alembic", "boto3", "botocore", "psycopg2"} == set()
+    assert loaded & {"httpx", "standardwebhooks", "fastapi_offline", "rich", "client"} == set()
+    assert "servicekit" in loaded
