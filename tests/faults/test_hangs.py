@@ -87,6 +87,28 @@ def test_hung_storage_is_503_within_the_dependency_timeout_and_health_answers_me
     assert_next_upload_succeeds(quick)
 
 
+def test_a_download_from_hung_storage_is_503_within_the_dependency_timeout(
+    quick: Stack, pool: ThreadPoolExecutor
+) -> None:
+    user = quick.new_user()
+    stored = upload(quick.gateway.url, user)
+    assert stored.status_code == 201, stored.text
+    quick.proxies.s3.pause()  # the GetObject gets no byte back
+    try:
+        with httpx.Client(timeout=60) as client:
+            pending = pool.submit(timed, lambda: client.get(stored.json()["url"]))
+            answering_at_once_until(quick.gateway.url, pending)
+            answer: Timed[httpx.Response] = pending.result(30)
+    finally:
+        restarted(quick.proxies.s3)
+    assert_unavailable(answer.value)
+    note("hung S3: seconds to the download's 503", answer.seconds)
+    assert answer.seconds >= client_timeouts(QUICK_DEPENDENCY_SECONDS)["read_timeout"]
+    assert answer.seconds <= QUICK_DEPENDENCY_SECONDS + MARGIN_SECONDS
+    with httpx.Client(timeout=10) as client:
+        assert client.get(stored.json()["url"]).status_code == 200  # and once it ends, it serves
+
+
 def test_hung_database_is_503_within_the_dependency_timeout_and_cannot_exhaust_threads(
     quick: Stack,
 ) -> None:
