@@ -22,7 +22,6 @@ from bench import measure
 RATE = 44100
 CHANNELS = 2
 REFERENCE = "reference"
-DEFAULT_DELTA_DB = -0.1  # the default path may be at most this much worse than the reference
 
 Samples = npt.NDArray[np.float64]  # frames by channels, full scale = 1.0
 

@@ -62,7 +62,7 @@ DEFAULT = Plan(
 )
 QUICK = Plan(
     runs={0.1: 2, 5.0: 2},
-    concurrency_clients=(1, 2),
+    concurrency_clients=(1, 4),
     concurrency_uploads=4,
     concurrency_clip_seconds=0.5,
     concurrency_repeats=1,
