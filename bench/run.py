@@ -200,6 +200,10 @@ def run(plan: Plan, *, quick: bool) -> dict[str, Any]:
                     "ffmpeg", Path("in.wav"), Path("out.mp3")
                 ),
                 "split_env": SPLIT_ENV,
+                # the default transcoder's (as the environment sets it); None if it has gone
+                "parallel_encode_min_seconds": getattr(
+                    TranscoderSettings(), "parallel_encode_min_seconds", None
+                ),
                 "runs": {f"{seconds:g}": runs for seconds, runs in plan.runs.items()},
             },
             "single": single,
