@@ -344,8 +344,9 @@ def _method_notes(results: dict[str, Any]) -> list[str]:
         f" highest of the runs; flat: the peak grows by at most {FLAT_MB} MB from the"
         f" {FLAT_FROM_SECONDS:g} s file to the longest. The PSS sum stands beside it.",
         "Concurrency: aggregate audio-seconds encoded per second of wall time (uploads per"
-        " second times the clip length, so the same ratio), N clients with a connection each"
-        " against one client, on the same clip.",
+        " second times the clip length, so the same ratio), N clients against one, on the same"
+        " clip; each client is a user of its own with a connection of its own (the gateway's"
+        " per-user fair use keeps its default).",
         "Download rows: throughput through `GET /record` over a direct read of the same object"
         " with the same store code (see the large-download table); the folder target is lower"
         " because its direct read is a page-cache copy in this process.",

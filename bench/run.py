@@ -303,13 +303,20 @@ def _concurrency_runs(
 ) -> list[dict[str, Any]]:
     _log(f"concurrency on {gateway.backend.name}: {plan.concurrency_uploads} uploads each")
     body = clip.read_bytes()
+    # A user per client: the gateway's fair use (MAX_UPLOADS_IN_FLIGHT_PER_USER, 4 by default)
+    # would otherwise answer 429 to one user's fifth upload at once, and the default stays.
+    users = [measure.create_user(gateway.client) for _ in range(max(plan.concurrency_clients))]
     rows: list[dict[str, Any]] = []
     for clients in plan.concurrency_clients:
         roots = {"gateway": gateway.service.pid, "transcoder": transcoder.pid}
         with sampler.window(roots) as window:
             repeats = [
                 _concurrent_uploads(
-                    gateway, body, plan.concurrency_clip_seconds, clients, plan.concurrency_uploads
+                    gateway,
+                    users[:clients],
+                    body,
+                    plan.concurrency_clip_seconds,
+                    plan.concurrency_uploads,
                 )
                 for _ in range(plan.concurrency_repeats)
             ]
@@ -336,23 +343,25 @@ def _concurrency_runs(
 
 
 def _concurrent_uploads(
-    gateway: Gateway, body: bytes, seconds: float, clients: int, uploads: int
+    gateway: Gateway, users: list[measure.User], body: bytes, seconds: float, uploads: int
 ) -> tuple[float, list[float]]:
-    """``uploads`` uploads by ``clients`` threads, one connection each; (wall, latencies)."""
-    idle: queue.SimpleQueue[httpx.Client] = queue.SimpleQueue()
+    """``uploads`` uploads by one thread per user, each with a connection of its own;
+    (wall, latencies)."""
+    clients = len(users)
+    idle: queue.SimpleQueue[tuple[httpx.Client, measure.User]] = queue.SimpleQueue()
     opened = [
         httpx.Client(base_url=gateway.service.url, timeout=HTTP_TIMEOUT) for _ in range(clients)
     ]
-    for http in opened:
+    for http, user in zip(opened, users, strict=True):
         http.get("/healthz")  # connect outside the clock
-        idle.put(http)
+        idle.put((http, user))
 
     def one(_: int) -> float:
-        http = idle.get()
+        http, user = idle.get()
         try:
-            return measure.upload(http, gateway.user, body, seconds).seconds
+            return measure.upload(http, user, body, seconds).seconds
         finally:
-            idle.put(http)
+            idle.put((http, user))
 
     try:
         with ThreadPoolExecutor(clients) as pool:
