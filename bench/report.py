@@ -158,7 +158,7 @@ def render(results: dict[str, Any]) -> str:
         "## Reproduce",
         "",
         "```sh",
-        "make bench                        # 0.1 s, 5 s, 60 s and 600 s files (~4 min on 2 cores)",
+        "make bench                        # 0.1 s, 5 s, 60 s and 600 s files (~3 min idle)",
         "make bench BENCH_ARGS=--long      # adds the 3600 s file (~2 min more)",
         ".venv/bin/python -m bench --quick # a tiny run that checks the harness (writes to /tmp)",
         "```",
