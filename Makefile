@@ -46,8 +46,9 @@ lint: $(VENV)/.synced
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-## bench: riffle against the raw ffmpeg encode, side by side; writes docs/benchmarks.{md,json}
-## (BENCH_ARGS=--long adds a 3600 s file; --quick is a smoke run)
+## bench: riffle against the raw single-core ffmpeg encode, side by side: each issue-15 target
+## with its figure and whether it is met, and each speed path's quality; writes
+## docs/benchmarks.{md,json} (BENCH_ARGS=--long adds a 3600 s file; --quick: a smoke run in /tmp)
 bench: $(VENV)/.synced
 	$(BIN)/python -m bench $(BENCH_ARGS)
 

@@ -4,6 +4,7 @@ Every function returns seconds of wall time (and checks the answer, so a fast fa
 for a fast success).
 """
 
+import contextlib
 import subprocess
 import sys
 import time
@@ -25,6 +26,7 @@ class BenchError(RuntimeError):
 class Timed:
     seconds: float
     peak_rss_bytes: int = 0  # only where the kernel tells us (the baseline's own process)
+    cpu_seconds: float = 0.0  # user + system time, likewise
 
 
 # ru_maxrss survives exec: a child forked from this (large) process would report our size, not
@@ -34,20 +36,28 @@ import os, sys, time
 started = time.perf_counter()
 pid = os.posix_spawn(sys.argv[1], sys.argv[1:], os.environ)
 _, status, usage = os.wait4(pid, 0)
-print(time.perf_counter() - started, usage.ru_maxrss, os.waitstatus_to_exitcode(status))
+elapsed = time.perf_counter() - started
+cpu = usage.ru_utime + usage.ru_stime
+print(elapsed, usage.ru_maxrss, cpu, os.waitstatus_to_exitcode(status))
 """
 
 
-def ffmpeg_baseline(ffmpeg: str, wav: Path, mp3: Path) -> Timed:
-    """The issue's reference command, timed from spawn to exit; its peak RSS from wait4()."""
+def baseline_command(ffmpeg: str, wav: Path, mp3: Path) -> list[str]:
+    """The raw single-core CLI encode: LAME's defaults (bit reservoir on), one thread."""
     command = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
-    command += ["-f", "wav", "-i", str(wav), "-c:a", "libmp3lame", "-b:a", "128k", str(mp3)]
-    launcher = [sys.executable, "-I", "-S", "-c", _LAUNCHER, *command]
+    command += ["-f", "wav", "-i", str(wav), "-c:a", "libmp3lame", "-b:a", "128k"]
+    return [*command, "-threads", "1", str(mp3)]
+
+
+def ffmpeg_baseline(ffmpeg: str, wav: Path, mp3: Path) -> Timed:
+    """The issue's reference command, timed from spawn to exit; its peak RSS and CPU time from
+    wait4()."""
+    launcher = [sys.executable, "-I", "-S", "-c", _LAUNCHER, *baseline_command(ffmpeg, wav, mp3)]
     output = subprocess.run(launcher, capture_output=True, text=True, check=True)  # noqa: S603
-    elapsed, max_rss_kib, returncode = output.stdout.split()
+    elapsed, max_rss_kib, cpu, returncode = output.stdout.split()
     if int(returncode) != 0:
         raise BenchError(f"ffmpeg exited with {returncode}: {output.stderr[-300:]}")
-    return Timed(float(elapsed), int(max_rss_kib) * 1024)
+    return Timed(float(elapsed), int(max_rss_kib) * 1024, float(cpu))
 
 
 def file_chunks(path: Path) -> Iterator[bytes]:
@@ -56,16 +66,26 @@ def file_chunks(path: Path) -> Iterator[bytes]:
             yield chunk
 
 
-def transcode(client: httpx.Client, wav: Path, expected_seconds: float) -> Timed:
-    """POST the WAV to the transcoder, read the whole MP3."""
+def transcode(
+    client: httpx.Client, wav: Path, expected_seconds: float, *, save_to: Path | None = None
+) -> Timed:
+    """POST the WAV to the transcoder, read the whole MP3 (into ``save_to`` if given)."""
     started = time.perf_counter()
-    with client.stream(
-        "POST",
-        "/transcode",
-        content=file_chunks(wav),
-        headers={"Content-Type": "audio/wav", "Content-Length": str(wav.stat().st_size)},
-    ) as response:
-        size = sum(len(chunk) for chunk in response.iter_raw(_CHUNK_BYTES))
+    with (
+        client.stream(
+            "POST",
+            "/transcode",
+            content=file_chunks(wav),
+            headers={"Content-Type": "audio/wav", "Content-Length": str(wav.stat().st_size)},
+        ) as response,
+        contextlib.ExitStack() as files,
+    ):
+        out = files.enter_context(save_to.open("wb")) if save_to else None
+        size = 0
+        for chunk in response.iter_raw(_CHUNK_BYTES):
+            size += len(chunk)
+            if out:
+                out.write(chunk)
         elapsed = time.perf_counter() - started
         if response.status_code != 200 or size == 0:
             raise BenchError(f"transcoder answered {response.status_code}")

@@ -2,7 +2,8 @@
 
 Order of work: generate the WAV files; start one transcoder and two gateways (SQLite + folder, and
 PostgreSQL + an S3 endpoint); for each file length, repeat (raw ffmpeg, transcoder, upload and
-download through each gateway) round-robin so that drift hits every path alike; then the
+download through each gateway) round-robin so that drift hits every path alike; then the quality
+of each speed path (a second transcoder, for the split path, runs only for that); then the
 concurrency runs and the large download.
 """
 
@@ -24,8 +25,8 @@ import httpx
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from bench import machine, measure, report, stack, wavfiles
-from bench.procmem import Sampler
+from bench import machine, measure, quality, report, stack, wavfiles
+from bench.procmem import Sampler, Window
 from gateway.config import Settings as GatewaySettings
 from gateway.models import Record
 from gateway.storage import ObjectStore, open_store, recording_key
@@ -46,6 +47,7 @@ class Plan:
     concurrency_repeats: int
     download_bytes: int
     download_runs: int
+    quality_seconds: float
 
 
 DEFAULT = Plan(
@@ -56,17 +58,21 @@ DEFAULT = Plan(
     concurrency_repeats=3,
     download_bytes=60 * 1000 * 1000,
     download_runs=5,
+    quality_seconds=60.0,
 )
 QUICK = Plan(
     runs={0.1: 2, 5.0: 2},
-    concurrency_clients=(1, 2),
+    concurrency_clients=(1, 4),
     concurrency_uploads=4,
     concurrency_clip_seconds=0.5,
     concurrency_repeats=1,
     download_bytes=2 * MB,
     download_runs=2,
+    quality_seconds=5.0,
 )
 LONG_SECONDS, LONG_RUNS = 3600.0, 1
+# The transcoder setting that puts PCM of at least this many seconds on the two-segment path.
+SPLIT_ENV = {"PARALLEL_ENCODE_MIN_SECONDS": "1"}
 
 
 @dataclass(slots=True)
@@ -83,8 +89,10 @@ class PathResult:
     """Timings of one path on one file length."""
 
     seconds: list[float] = field(default_factory=list)
+    cpu_seconds: list[float] = field(default_factory=list)  # the baseline's, from wait4()
     download_seconds: list[float] = field(default_factory=list)
     peak_mb: dict[str, float] = field(default_factory=dict)
+    peak_pss_mb: dict[str, float] = field(default_factory=dict)
 
     def as_json(self, baseline_median: float) -> dict[str, Any]:
         median = statistics.median(self.seconds)
@@ -94,6 +102,15 @@ class PathResult:
             "ratio_to_ffmpeg": round(median / baseline_median, 3),
             "peak_rss_mb": self.peak_mb,
         }
+        if self.peak_pss_mb:
+            out["peak_pss_mb"] = self.peak_pss_mb
+        if self.cpu_seconds:
+            out["cpu_per_wall"] = round(
+                statistics.median(
+                    c / w for c, w in zip(self.cpu_seconds, self.seconds, strict=True)
+                ),
+                2,
+            )
         if self.download_seconds:
             out["download_median_s"] = round(statistics.median(self.download_seconds), 4)
         return out
@@ -160,6 +177,7 @@ def run(plan: Plan, *, quick: bool) -> dict[str, Any]:
         single = _single_file_runs(
             plan, wavs, ffmpeg, workdir, transcoder, transcoder_client, gateways, sampler
         )
+        quality_rows = _quality_runs(plan, ffmpeg, workdir, transcoder_client)
         concurrency = {
             gateway.backend.name: _concurrency_runs(plan, clip, transcoder, gateway, sampler)
             for gateway in gateways
@@ -177,9 +195,19 @@ def run(plan: Plan, *, quick: bool) -> dict[str, Any]:
                 "s3": "moto server (in-memory S3 over HTTP, its own process)",
                 "quick": quick,
                 "concurrency_repeats": plan.concurrency_repeats,
+                "concurrency_clip_seconds": plan.concurrency_clip_seconds,
+                "baseline_command": measure.baseline_command(
+                    "ffmpeg", Path("in.wav"), Path("out.mp3")
+                ),
+                "split_env": SPLIT_ENV,
+                # the default transcoder's (as the environment sets it); None if it has gone
+                "parallel_encode_min_seconds": getattr(
+                    TranscoderSettings(), "parallel_encode_min_seconds", None
+                ),
                 "runs": {f"{seconds:g}": runs for seconds, runs in plan.runs.items()},
             },
             "single": single,
+            "quality": quality_rows,
             "concurrency": concurrency,
             "download": downloads,
         }
@@ -222,18 +250,19 @@ def _single_file_runs(
             baseline = measure.ffmpeg_baseline(ffmpeg, wav, workdir / f"{seconds:g}s.mp3")
             result = results.setdefault("ffmpeg", PathResult())
             result.seconds.append(baseline.seconds)
+            result.cpu_seconds.append(baseline.cpu_seconds)
             result.peak_mb["ffmpeg"] = max(
                 result.peak_mb.get("ffmpeg", 0.0), round(baseline.peak_rss_bytes / MB, 1)
             )
             with sampler.window({"transcoder": transcoder.pid}) as window:
                 timed = measure.transcode(transcoder_client, wav, seconds)
-            _add(results.setdefault("transcoder", PathResult()), timed.seconds, window.as_mb())
+            _add(results.setdefault("transcoder", PathResult()), timed.seconds, window)
             for gateway in gateways:
                 roots = {"gateway": gateway.service.pid, "transcoder": transcoder.pid}
                 with sampler.window(roots) as window:
                     uploaded = measure.upload(gateway.client, gateway.user, wav, seconds)
                 result = results.setdefault(f"gateway {gateway.backend.name}", PathResult())
-                _add(result, uploaded.seconds, window.as_mb())
+                _add(result, uploaded.seconds, window)
                 fetched = measure.download(gateway.client, uploaded.url, uploaded.size_bytes)
                 result.download_seconds.append(fetched.seconds)
         baseline_median = statistics.median(results["ffmpeg"].seconds)
@@ -250,10 +279,23 @@ def _single_file_runs(
     return table
 
 
-def _add(result: PathResult, seconds: float, peaks: dict[str, float]) -> None:
+def _add(result: PathResult, seconds: float, window: Window) -> None:
     result.seconds.append(seconds)
-    for name, value in peaks.items():
-        result.peak_mb[name] = max(result.peak_mb.get(name, 0.0), value)
+    for peaks, into in ((window.as_mb(), result.peak_mb), (window.pss_as_mb(), result.peak_pss_mb)):
+        for name, value in peaks.items():
+            into[name] = max(into.get(name, 0.0), value)
+
+
+def _quality_runs(
+    plan: Plan, ffmpeg: str, workdir: Path, default: httpx.Client
+) -> list[dict[str, Any]]:
+    """Each speed path's MP3 against the raw CLI encode of the same input (not timed)."""
+    _log(f"quality: {plan.quality_seconds:g} s of each material on each path")
+    with contextlib.ExitStack() as stack_:
+        split = stack_.enter_context(stack.uvicorn("transcoder.main:create_app", SPLIT_ENV))
+        split_client = stack_.enter_context(httpx.Client(base_url=split.url, timeout=HTTP_TIMEOUT))
+        paths = {"default": default, "split": split_client}
+        return quality.measure_quality(ffmpeg, workdir, plan.quality_seconds, paths)
 
 
 def _concurrency_runs(
@@ -261,13 +303,20 @@ def _concurrency_runs(
 ) -> list[dict[str, Any]]:
     _log(f"concurrency on {gateway.backend.name}: {plan.concurrency_uploads} uploads each")
     body = clip.read_bytes()
+    # A user per client: the gateway's fair use (MAX_UPLOADS_IN_FLIGHT_PER_USER, 4 by default)
+    # would otherwise answer 429 to one user's fifth upload at once, and the default stays.
+    users = [measure.create_user(gateway.client) for _ in range(max(plan.concurrency_clients))]
     rows: list[dict[str, Any]] = []
     for clients in plan.concurrency_clients:
         roots = {"gateway": gateway.service.pid, "transcoder": transcoder.pid}
         with sampler.window(roots) as window:
             repeats = [
                 _concurrent_uploads(
-                    gateway, body, plan.concurrency_clip_seconds, clients, plan.concurrency_uploads
+                    gateway,
+                    users[:clients],
+                    body,
+                    plan.concurrency_clip_seconds,
+                    plan.concurrency_uploads,
                 )
                 for _ in range(plan.concurrency_repeats)
             ]
@@ -279,35 +328,40 @@ def _concurrency_runs(
                 "uploads": len(latencies),
                 "wall_s": round(wall, 3),
                 "uploads_per_s": round(len(latencies) / wall, 2),
+                # the throughput in audio: uploads/s times the length of the clip
+                "audio_s_per_s": round(len(latencies) * plan.concurrency_clip_seconds / wall, 2),
                 "p50_s": round(_quantile(latencies, 0.50), 4),
                 "p95_s": round(_quantile(latencies, 0.95), 4),
                 "peak_rss_mb": window.as_mb(),
+                "peak_pss_mb": window.pss_as_mb(),
             }
         )
-    single = rows[0]["uploads_per_s"]
+    single = rows[0]["audio_s_per_s"]
     for row in rows:
-        row["speedup_vs_1_client"] = round(row["uploads_per_s"] / single, 2)
+        row["speedup_vs_1_client"] = round(row["audio_s_per_s"] / single, 2)
     return rows
 
 
 def _concurrent_uploads(
-    gateway: Gateway, body: bytes, seconds: float, clients: int, uploads: int
+    gateway: Gateway, users: list[measure.User], body: bytes, seconds: float, uploads: int
 ) -> tuple[float, list[float]]:
-    """``uploads`` uploads by ``clients`` threads, one connection each; (wall, latencies)."""
-    idle: queue.SimpleQueue[httpx.Client] = queue.SimpleQueue()
+    """``uploads`` uploads by one thread per user, each with a connection of its own;
+    (wall, latencies)."""
+    clients = len(users)
+    idle: queue.SimpleQueue[tuple[httpx.Client, measure.User]] = queue.SimpleQueue()
     opened = [
         httpx.Client(base_url=gateway.service.url, timeout=HTTP_TIMEOUT) for _ in range(clients)
     ]
-    for http in opened:
+    for http, user in zip(opened, users, strict=True):
         http.get("/healthz")  # connect outside the clock
-        idle.put(http)
+        idle.put((http, user))
 
     def one(_: int) -> float:
-        http = idle.get()
+        http, user = idle.get()
         try:
-            return measure.upload(http, gateway.user, body, seconds).seconds
+            return measure.upload(http, user, body, seconds).seconds
         finally:
-            idle.put(http)
+            idle.put((http, user))
 
     try:
         with ThreadPoolExecutor(clients) as pool:
