@@ -329,6 +329,7 @@ def _method_notes(results: dict[str, Any]) -> list[str]:
     """How the target rows are measured (issue 15)."""
     setup = results["setup"]
     split_env = " ".join(f"`{key}={value}`" for key, value in setup["split_env"].items())
+    ffmpeg_env = " ".join(f"`{key}={value}`" for key, value in setup["ffmpeg_env"].items())
     threshold = setup.get("parallel_encode_min_seconds")
     return [
         "The baseline is the raw single-core CLI encode with LAME's defaults (bit reservoir on),"
@@ -350,8 +351,9 @@ def _method_notes(results: dict[str, Any]) -> list[str]:
         "Download rows: throughput through `GET /record` over a direct read of the same object"
         " with the same store code (see the large-download table); the folder target is lower"
         " because its direct read is a page-cache copy in this process.",
-        "Quality: for each speed path (the default configuration, and the two-segment split"
-        f" path of a second transcoder started with {split_env} for these rows only),"
+        "Quality: for each speed path (the default configuration; ffmpeg in one pass and"
+        f" ffmpeg's two-segment split, from transcoders started with {ffmpeg_env} and"
+        f" {split_env} for these rows only),"
         f" {_quality_seconds(results)} of pink noise and of music-like material (deterministic"
         " lavfi sources: a melody of harmonic tones with decaying envelopes over a chord, a"
         " kick and noise bursts), stereo 44.1 kHz 16-bit, are encoded through"
@@ -368,8 +370,9 @@ def _method_notes(results: dict[str, Any]) -> list[str]:
 
 QUALITY_PATHS = {
     "reference": "raw CLI, single pass, reservoir on (reference)",
-    "default": "transcoder, default configuration",
-    "split": "transcoder, two-segment split (reservoir off)",
+    "default": "transcoder, default configuration (16-bit PCM: LAME in-process)",
+    "ffmpeg": "transcoder through ffmpeg, one pass (`ENCODE_IN_PROCESS=false`)",
+    "split": "transcoder through ffmpeg, two segments joined, reservoir on",
 }
 
 

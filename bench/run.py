@@ -71,8 +71,10 @@ QUICK = Plan(
     quality_seconds=5.0,
 )
 LONG_SECONDS, LONG_RUNS = 3600.0, 1
-# The transcoder setting that puts PCM of at least this many seconds on the two-segment path.
-SPLIT_ENV = {"PARALLEL_ENCODE_MIN_SECONDS": "1"}
+# Transcoders for the other speed paths of the quality rows: ffmpeg in one pass, and ffmpeg's
+# two-segment split (PCM of at least this many seconds; both segments keep the bit reservoir).
+FFMPEG_ENV = {"ENCODE_IN_PROCESS": "false"}
+SPLIT_ENV = {**FFMPEG_ENV, "PARALLEL_ENCODE_MIN_SECONDS": "1"}
 
 
 @dataclass(slots=True)
@@ -200,6 +202,7 @@ def run(plan: Plan, *, quick: bool) -> dict[str, Any]:
                     "ffmpeg", Path("in.wav"), Path("out.mp3")
                 ),
                 "split_env": SPLIT_ENV,
+                "ffmpeg_env": FFMPEG_ENV,
                 # the default transcoder's (as the environment sets it); None if it has gone
                 "parallel_encode_min_seconds": getattr(
                     TranscoderSettings(), "parallel_encode_min_seconds", None
@@ -292,9 +295,12 @@ def _quality_runs(
     """Each speed path's MP3 against the raw CLI encode of the same input (not timed)."""
     _log(f"quality: {plan.quality_seconds:g} s of each material on each path")
     with contextlib.ExitStack() as stack_:
-        split = stack_.enter_context(stack.uvicorn("transcoder.main:create_app", SPLIT_ENV))
-        split_client = stack_.enter_context(httpx.Client(base_url=split.url, timeout=HTTP_TIMEOUT))
-        paths = {"default": default, "split": split_client}
+        paths = {"default": default}
+        for name, env in (("ffmpeg", FFMPEG_ENV), ("split", SPLIT_ENV)):
+            service = stack_.enter_context(stack.uvicorn("transcoder.main:create_app", env))
+            paths[name] = stack_.enter_context(
+                httpx.Client(base_url=service.url, timeout=HTTP_TIMEOUT)
+            )
         return quality.measure_quality(ffmpeg, workdir, plan.quality_seconds, paths)
 
 
