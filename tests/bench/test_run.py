@@ -28,7 +28,7 @@ def test_quick_run_writes_the_report_and_the_json(tmp_path: Path) -> None:
     assert set(quality) == {
         (material, path)
         for material in ("pink noise", "music-like")
-        for path in ("reference", "default", "split")
+        for path in ("reference", "default", "ffmpeg", "split")
     }
     assert all(row["samples_equal"] and row["snr_db"] > 5 for row in quality.values())
     assert all(quality[material, "reference"]["delta_snr_db"] == 0 for material, _ in quality)
