@@ -149,8 +149,9 @@ class PeaksBuilder:
                 self._partial_frames = 0
         full = len(frames) - len(frames) % spp
         if full:
-            blocks = frames[:full].reshape(-1, spp, self.channels)
-            self._store(np.stack([blocks.min(axis=1), blocks.max(axis=1)], axis=-1))
+            # Channel-major first: numpy reduces a contiguous last axis several times faster.
+            blocks = np.ascontiguousarray(frames[:full].T).reshape(self.channels, -1, spp)
+            self._store(np.stack([blocks.min(axis=2).T, blocks.max(axis=2).T], axis=-1))
         if full < len(frames):
             self._absorb(frames[full:])
 

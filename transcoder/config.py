@@ -19,10 +19,10 @@ class Settings(BaseSettings):
     # 16-bit PCM to CBR (most uploads) is encoded by LAME in this process, no ffmpeg started;
     # false sends everything through ffmpeg (transcoder/lame.py says what the path takes).
     encode_in_process: bool = True
-    # PCM recordings at least this long that go through ffmpeg are encoded as two segments on two
-    # cores at once; 0 = never (the default). The segments run without LAME's bit reservoir,
-    # which costs waveform SNR (about 1.35 dB on pink noise at 128k: docs/benchmarks.md).
-    parallel_encode_min_seconds: float = Field(default=0, ge=0)
+    # PCM recordings at least this long are encoded as two segments on two cores at once (when
+    # both encoder slots are free), joined keeping LAME's bit reservoir (transcoder/join.py); 0 =
+    # never. The joined MP3 has every input sample and a single pass's quality (docs/benchmarks.md).
+    parallel_encode_min_seconds: float = Field(default=30, ge=0)
     # Encodes running at once (an ffmpeg process is ~35 MB; a split long PCM encode runs two).
     max_concurrent_encodes: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     # Requests that may wait for an encoder; one more is refused at once with 503 + Retry-After.

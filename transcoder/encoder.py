@@ -111,9 +111,9 @@ class Encoder:
             trailing = tagging.TrailingChunks(header, buffered, body)
             split = parallel.plan(header, self.parallel_min_seconds)
             in_process = self.in_process and choice.mode == "cbr" and lame.handles(header)
-            if choice.mode != "cbr" or in_process:
+            if choice.mode != "cbr":
                 split = None  # VBR halves cannot be joined into the single pass
-            async with self._slots(2 if split else 1, deadline) as processes:
+            async with self._slots(len(split.ranges) if split else 1, deadline) as processes:
                 async with asyncio.timeout(deadline - time.monotonic()):
                     run = await self._encode(
                         header,
@@ -122,7 +122,7 @@ class Encoder:
                         output,
                         max_duration_seconds,
                         choice,
-                        split if processes > 1 else None,
+                        split if split and processes >= len(split.ranges) else None,
                         in_process=in_process,
                     )
         except TimeoutError:
@@ -170,15 +170,9 @@ class Encoder:
         in_process: bool,
     ) -> _Run:
         if in_process:
-            measured = await lame.encode(
-                header,
-                buffered,
-                body,
-                output,
-                kbps=choice.kbps,
-                max_duration_seconds=max_duration_seconds,
+            return await _encode_in_process(
+                header, buffered, body, output, max_duration_seconds, choice, split
             )
-            return _Run(b"", measured.audio_bytes, measured.peaks, measured.loudness)
         command = self.command(header, output, max_duration_seconds, choice)
         if split is None:
             return await self._run(command, buffered, body, header)
@@ -291,6 +285,64 @@ class Encoder:
             return _Run(stderr, audio_bytes, None, None)
         loudness = analysis.parse_loudness(stderr.decode("utf-8", "replace"))
         return _Run(stderr, audio_bytes, await asyncio.to_thread(builder.finish), loudness)
+
+
+async def _encode_in_process(
+    header: wav.WavHeader,
+    buffered: bytes,
+    body: AsyncIterator[bytes],
+    output: Path,
+    max_duration_seconds: float,
+    choice: Choice,
+    split: parallel.Plan | None,
+) -> _Run:
+    """LAME in this process (``transcoder.lame``), in one pass or as ``split``'s segments."""
+
+    async def run(
+        parsed: wav.WavHeader,
+        wav_header: bytes,
+        audio: AsyncIterator[bytes],
+        path: Path,
+        encode_frames: int | None = None,
+        *,
+        analysed: bool = True,
+    ) -> _Run:
+        measured = await lame.encode(
+            parsed,
+            wav_header,
+            audio,
+            path,
+            kbps=choice.kbps,
+            max_duration_seconds=max_duration_seconds,
+            encode_frames=encode_frames,
+            analysed=analysed,
+        )
+        return _Run(b"", measured.audio_bytes, measured.peaks, measured.loudness)
+
+    if split is None:
+        return await run(header, buffered, body, output)
+
+    def canonical(wav_header: bytes) -> wav.WavHeader:
+        parsed = wav.parse_header(wav_header)
+        assert parsed is not None  # parallel.segment_header's own
+        return parsed
+
+    async def segment(
+        wav_header: bytes, audio: AsyncIterator[bytes], path: Path, end_sample: int | None
+    ) -> _Run:
+        # Segment 1 (given its end) measures the whole input; the others only encode.
+        parsed = canonical(wav_header)
+        return await run(
+            parsed, wav_header, audio, path, end_sample, analysed=end_sample is not None
+        )
+
+    async def single(wav_header: bytes, audio: AsyncIterator[bytes]) -> _Run:
+        # The fallback: the original header (and its chunks before the data), then the spool.
+        return await run(header, wav_header, audio, output)
+
+    return await parallel.encode(
+        split, buffered, body, output, run_segment=segment, run_single=single
+    )
 
 
 def _declared_frames(header: wav.WavHeader) -> int | None:

@@ -37,8 +37,8 @@ _SCAN_BYTES = 4 * 1024 * 1024
 class Measured:
     audio_bytes: int
     frames: int  # PCM frames (samples per channel) encoded
-    loudness: analysis.Loudness
-    peaks: Peaks
+    loudness: analysis.Loudness | None
+    peaks: Peaks | None
 
 
 def handles(header: wav.WavHeader) -> bool:
@@ -60,10 +60,16 @@ async def encode(
     *,
     kbps: int,
     max_duration_seconds: float,
+    encode_frames: int | None = None,
+    analysed: bool = True,
 ) -> Measured:
     """Encode the PCM after ``header`` (``buffered`` then ``body``, read to its end) to
     ``output`` as CBR at ``kbps``. Raises ``UndecodableAudio`` for no audio, ``AudioTooLong``
-    past ``max_duration_seconds`` (the rest of the audio is then read but not encoded)."""
+    past ``max_duration_seconds`` (the rest of the audio is then read but not encoded).
+
+    For a segment of a split encode (``transcoder.parallel``): ``encode_frames`` stops the
+    encode after that many frames while the analysis goes on to the end; ``analysed=False``
+    measures nothing (``loudness`` and ``peaks`` are then None)."""
     encoder = lameenc.Encoder()
     encoder.set_bit_rate(kbps)
     encoder.set_in_sample_rate(header.sample_rate)
@@ -73,28 +79,33 @@ async def encode(
     meter = LoudnessMeter(header.sample_rate, header.channels)
     builder = PeaksBuilder(header.channels, header.sample_rate, _declared_frames(header))
     limit = int(max_duration_seconds * header.sample_rate) * header.block_align
+    encode_limit = limit if encode_frames is None else encode_frames * header.block_align
     audio_bytes = 0
     with output.open("r+b") as out:
         out.truncate(0)
         stream = _Stream(out)
 
-        def encode_batch(pcm: bytes) -> None:
-            stream.write(encoder.encode(pcm))
+        def encode_batch(pcm: bytes, start: int) -> None:
+            if start < encode_limit:
+                stream.write(encoder.encode(pcm[: encode_limit - start]))
 
         def measure_batch(pcm: bytes) -> None:
-            meter.feed(pcm)
-            builder.feed(pcm)
+            if analysed:
+                meter.feed(pcm)
+                builder.feed(pcm)
 
         in_flight: Awaitable[Any] | None = None
         try:
             async for pcm in _batches(header, buffered, body):
+                start = audio_bytes
                 audio_bytes += len(pcm)
                 if audio_bytes > limit:
                     continue  # read to the end for the length and the trailing chunks
                 if in_flight is not None:
                     await in_flight
                 in_flight = asyncio.gather(
-                    asyncio.to_thread(encode_batch, pcm), asyncio.to_thread(measure_batch, pcm)
+                    asyncio.to_thread(encode_batch, pcm, start),
+                    asyncio.to_thread(measure_batch, pcm),
                 )
             if in_flight is not None:
                 await in_flight
@@ -107,12 +118,15 @@ async def encode(
             raise UndecodableAudio(
                 "The WAV file contains no audio (it is empty or ends right after its header)."
             )
+        encoded = min(frames, encode_limit // header.block_align)
+        finished = asyncio.to_thread(lambda: stream.finish(encoder.flush(), encoded))
+        if not analysed:
+            await finished
+            return Measured(audio_bytes, encoded, None, None)
         loudness, peaks, _ = await asyncio.gather(
-            asyncio.to_thread(meter.finish),
-            asyncio.to_thread(builder.finish),
-            asyncio.to_thread(lambda: stream.finish(encoder.flush(), frames)),
+            asyncio.to_thread(meter.finish), asyncio.to_thread(builder.finish), finished
         )
-    return Measured(audio_bytes=audio_bytes, frames=frames, loudness=loudness, peaks=peaks)
+    return Measured(audio_bytes, encoded, loudness, peaks)
 
 
 class _Stream:

@@ -72,8 +72,10 @@ async def chunks_of(data: bytes, size: int = 65536) -> AsyncIterator[bytes]:
         yield data[start : start + size]
 
 
-def transcode(data: bytes, output: Path, threshold: float | None) -> mp3.Mp3Info:
-    coder = encoder.Encoder(wavcorpus.ffmpeg_exe(), "128k", 60, threshold, in_process=False)
+def transcode(
+    data: bytes, output: Path, threshold: float | None, *, in_process: bool = False
+) -> mp3.Mp3Info:
+    coder = encoder.Encoder(wavcorpus.ffmpeg_exe(), "128k", 60, threshold, in_process=in_process)
     output.touch()
     work = coder.encode(chunks_of(data), output=output, max_duration_seconds=600)
     return asyncio.run(work).info
@@ -161,6 +163,7 @@ def test_the_joined_mp3_has_an_exact_info_header(
     assert decode(output, channels).shape == (samples, channels)
 
 
+@pytest.mark.parametrize("in_process", [False, True], ids=["ffmpeg", "in-process"])
 @pytest.mark.parametrize("segments", [2, 4])
 @pytest.mark.parametrize("signal", ["pink", "music"])
 @pytest.mark.parametrize(("rate", "channels"), [(44100, 2), (48000, 1)])
@@ -172,12 +175,13 @@ def test_the_join_is_gapless_click_free_and_as_good_as_a_single_pass(
     rate: int,
     channels: int,
     segments: int,
+    in_process: bool,
 ) -> None:
     monkeypatch.setattr(parallel, "SEGMENTS", segments)
     data = signal_wav(signal, rate, channels)
     output, single = tmp_path / "out.mp3", tmp_path / "single.mp3"
-    transcode(data, output, THRESHOLD)
-    transcode(data, single, None)
+    transcode(data, output, THRESHOLD, in_process=in_process)
+    transcode(data, single, None, in_process=in_process)
     ((split, cuts),) = joins
     assert len(split.ranges) == len(cuts) + 1 == segments
     original = pcm_of(data, channels)
