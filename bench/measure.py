@@ -1,16 +1,20 @@
-"""One timed operation each: the raw ffmpeg encode, a transcoder call, a gateway upload, a download.
+"""One timed operation each: the raw ffmpeg encode, a transcoder call, a gateway upload, a download,
+and a whole-body read by one client (curl) for the large-download comparison.
 
 Every function returns seconds of wall time (and checks the answer, so a fast failure never passes
 for a fast success).
 """
 
 import contextlib
+import os
+import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import httpx
 
@@ -149,6 +153,79 @@ def download(client: httpx.Client, url: str, expected_bytes: int) -> Timed:
     if response.status_code != 200 or size != expected_bytes:
         raise BenchError(f"GET {url} answered {response.status_code} with {size} bytes")
     return Timed(elapsed)
+
+
+@dataclass(frozen=True, slots=True)
+class Fetcher:
+    """The one client that reads a whole body into nothing, for every side of a comparison:
+    curl when it is on PATH (``curl`` holds its path), else httpx (or, for ``file://``, Python)."""
+
+    curl: str | None
+
+    @classmethod
+    def find(cls) -> "Fetcher":
+        return cls(shutil.which("curl"))
+
+    def describe(self) -> str:
+        if self.curl is None:
+            return (
+                "httpx `iter_raw()` (curl is not on PATH; `file://` read by Python into /dev/null)"
+            )
+        version = subprocess.run(  # noqa: S603
+            [self.curl, "--version"], capture_output=True, text=True, check=True
+        ).stdout.split()[:2]
+        return f"`{' '.join(version)}`, a process per read"
+
+    def fetch(self, url: str, expected_bytes: int) -> Timed:
+        """Every byte of ``url`` (``http://`` or ``file://``) read and dropped; curl's own
+        ``time_total`` when curl is used (connect to last byte, without its start-up)."""
+        if self.curl is not None:
+            return _curl(self.curl, url, expected_bytes)
+        if url.startswith("file://"):
+            return _python_file_read(Path(unquote(urlsplit(url).path)), expected_bytes)
+        return _httpx_read(url, expected_bytes)
+
+
+def _curl(curl: str, url: str, expected_bytes: int) -> Timed:
+    command = [curl, "-s", "--fail", "-o", os.devnull, "-w", "%{size_download} %{time_total}"]
+    done = subprocess.run([*command, url], capture_output=True, text=True)  # noqa: S603
+    if done.returncode != 0:
+        raise BenchError(f"curl {url} exited with {done.returncode}")
+    size, seconds = done.stdout.split()
+    if int(size) != expected_bytes:
+        raise BenchError(f"curl {url} read {size} of {expected_bytes} bytes")
+    return Timed(float(seconds))
+
+
+def _httpx_read(url: str, expected_bytes: int) -> Timed:
+    # A fresh client per read, as curl opens a fresh connection: both times include the connect.
+    with httpx.Client(timeout=httpx.Timeout(900.0, connect=10.0)) as client:
+        started = time.perf_counter()
+        with client.stream("GET", url) as response:
+            size = sum(len(chunk) for chunk in response.iter_raw())
+        elapsed = time.perf_counter() - started
+    if response.status_code != 200 or size != expected_bytes:
+        raise BenchError(f"GET {url} answered {response.status_code} with {size} bytes")
+    return Timed(elapsed)
+
+
+def _python_file_read(path: Path, expected_bytes: int) -> Timed:
+    started = time.perf_counter()
+    with path.open("rb") as source, open(os.devnull, "wb") as sink:
+        shutil.copyfileobj(source, sink)  # read() and write(), as curl does: no sendfile
+        size = source.tell()
+    elapsed = time.perf_counter() - started
+    if size != expected_bytes:
+        raise BenchError(f"{path}: read {size} of {expected_bytes} bytes")
+    return Timed(elapsed)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system time process ``pid`` (all its threads) has used so far, from
+    /proc/<pid>/stat; the kernel counts it in clock ticks (10 ms where ``CLK_TCK`` is 100)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "; fields[0] is the state
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _check_duration(actual: float, expected: float) -> None:

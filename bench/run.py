@@ -16,17 +16,21 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import boto3
 import httpx
+from botocore.config import Config
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from bench import machine, measure, quality, report, stack, wavfiles
+from bench import machine, measure, quality, report, sendfile_server, stack, wavfiles
 from bench.procmem import Sampler, Window
+from gateway.config import FolderStorage, S3Storage
 from gateway.config import Settings as GatewaySettings
 from gateway.models import Record
 from gateway.storage import ObjectStore, open_store, recording_key
@@ -84,6 +88,7 @@ class Gateway:
     client: httpx.Client
     user: measure.User
     store: ObjectStore
+    settings: GatewaySettings
 
 
 @dataclass(slots=True)
@@ -185,8 +190,11 @@ def run(plan: Plan, *, quick: bool) -> dict[str, Any]:
             for gateway in gateways
         }
         biggest_mp3 = workdir / f"{max(plan.runs):g}s.mp3"
+        fetcher = measure.Fetcher.find()
         downloads = {
-            gateway.backend.name: _download_run(plan, biggest_mp3, workdir, gateway, sampler)
+            gateway.backend.name: _download_run(
+                plan, biggest_mp3, workdir, gateway, sampler, fetcher
+            )
             for gateway in gateways
         }
         return {
@@ -195,6 +203,8 @@ def run(plan: Plan, *, quick: bool) -> dict[str, Any]:
                 "ffmpeg": ffmpeg,
                 "postgres": postgres_how,
                 "s3": "moto server (in-memory S3 over HTTP, its own process)",
+                "download_client": fetcher.describe(),
+                "download_client_is_curl": fetcher.curl is not None,
                 "quick": quick,
                 "concurrency_repeats": plan.concurrency_repeats,
                 "concurrency_clip_seconds": plan.concurrency_clip_seconds,
@@ -225,7 +235,7 @@ def _start_gateway(
     settings = GatewaySettings.model_validate({key.lower(): value for key, value in env.items()})
     store = open_store(settings)
     stack_.callback(store.close)
-    return Gateway(backend, service, client, measure.create_user(client), store)
+    return Gateway(backend, service, client, measure.create_user(client), store, settings)
 
 
 def _single_file_runs(
@@ -387,9 +397,16 @@ def _quantile(sorted_values: list[float], q: float) -> float:
 
 
 def _download_run(
-    plan: Plan, mp3: Path, workdir: Path, gateway: Gateway, sampler: Sampler
+    plan: Plan,
+    mp3: Path,
+    workdir: Path,
+    gateway: Gateway,
+    sampler: Sampler,
+    fetcher: measure.Fetcher,
 ) -> dict[str, Any]:
-    """A large MP3 through GET /record vs read straight from the store with the gateway's code."""
+    """A large MP3 through GET /record vs a direct read of the same backend by the same client
+    (the target's ratio); beside them, for information, the sendfile server's figure (folder
+    only) and the read with the gateway's store code in this process."""
     _log(f"download of {plan.download_bytes / MB:.0f} MiB on {gateway.backend.name}")
     big = workdir / "big.mp3"
     if not big.exists():
@@ -402,34 +419,88 @@ def _download_run(
     record = _seed_record(gateway, big, size)
     url = f"{gateway.service.url}/record?id={record}&user={gateway.user.id}"
     key = recording_key(uuid.UUID(gateway.user.id), record)
+    object_file = _object_file(gateway.settings, key)
+    if object_file is None:
+        direct_url = _presigned_url(gateway.settings, key)
+        direct_what = "a presigned GET of the same object on the same endpoint"
+    else:
+        direct_url, direct_what = object_file.as_uri(), "the file itself (`file://`, no HTTP)"
 
-    def direct() -> float:
+    def in_process() -> float:
         started = time.perf_counter()
         read = sum(len(chunk) for chunk in gateway.store.open_range(key, 0, size - 1))
         elapsed = time.perf_counter() - started
         if read != size:
-            raise measure.BenchError(f"direct read gave {read} of {size} bytes")
+            raise measure.BenchError(f"in-process read gave {read} of {size} bytes")
         return elapsed
 
-    direct()
-    measure.download(gateway.client, url, size)  # warm both: page cache, connections
-    through_gateway, straight = [], []
-    idle = {"gateway": gateway.service.pid}
-    with sampler.window(idle) as window:
-        for _ in range(plan.download_runs):
-            through_gateway.append(measure.download(gateway.client, url, size).seconds)
-            straight.append(direct())
-    gateway_rate = size / statistics.median(through_gateway) / MB
-    direct_rate = size / statistics.median(straight) / MB
+    gateway_cpu: list[float] = []
+
+    def through_gateway() -> float:
+        before = measure.cpu_seconds(gateway.service.pid)
+        elapsed = fetcher.fetch(url, size).seconds
+        gateway_cpu.append(measure.cpu_seconds(gateway.service.pid) - before)
+        return elapsed
+
+    with contextlib.ExitStack() as stack_:
+        paths: dict[str, Callable[[], float]] = {
+            "gateway": through_gateway,
+            "direct": lambda: fetcher.fetch(direct_url, size).seconds,
+        }
+        if object_file is not None:
+            ceiling = stack_.enter_context(sendfile_server.serving(object_file))
+            paths["sendfile"] = lambda: fetcher.fetch(f"{ceiling.url}/object", size).seconds
+        paths["in_process"] = in_process
+        for path in paths.values():  # warm-up: page cache, lazy imports, moto's first GET
+            path()
+        gateway_cpu.clear()
+        # Round-robin, so that drift (other work on the 2 cores) hits every path alike.
+        runs: dict[str, list[float]] = {name: [] for name in paths}
+        with sampler.window({"gateway": gateway.service.pid}) as window:
+            for _ in range(plan.download_runs):
+                for name, path in paths.items():
+                    runs[name].append(path())
+    rates = {name: size / statistics.median(seconds) / MB for name, seconds in runs.items()}
     return {
         "object_bytes": size,
-        "gateway_mib_s": round(gateway_rate, 1),
-        "direct_mib_s": round(direct_rate, 1),
-        "ratio": round(gateway_rate / direct_rate, 3),
-        "gateway_runs_s": [round(value, 4) for value in through_gateway],
-        "direct_runs_s": [round(value, 4) for value in straight],
+        "gateway_mib_s": round(rates["gateway"], 1),
+        "gateway_cpu_s_per_download": round(statistics.median(gateway_cpu), 3),
+        "direct_mib_s": round(rates["direct"], 1),
+        "direct_what": direct_what,
+        "ratio": round(rates["gateway"] / rates["direct"], 3),
+        "sendfile_mib_s": round(rates["sendfile"], 1) if "sendfile" in rates else None,
+        "in_process_mib_s": round(rates["in_process"], 1),
+        "runs_s": {name: [round(value, 4) for value in seconds] for name, seconds in runs.items()},
+        "gateway_cpu_runs_s": [round(value, 3) for value in gateway_cpu],
         "peak_rss_mb": window.as_mb(),
     }
+
+
+def _object_file(settings: GatewaySettings, key: str) -> Path | None:
+    """The object's own file where the store is a folder (as the store maps keys); else None."""
+    location = settings.storage_url
+    return location.root.resolve() / key if isinstance(location, FolderStorage) else None
+
+
+def _presigned_url(settings: GatewaySettings, key: str) -> str:
+    """A GET URL of the object signed with the gateway's S3 settings: the same endpoint, read
+    by the same client, without the gateway."""
+    location = settings.storage_url
+    assert isinstance(location, S3Storage)
+    secret = settings.aws_secret_access_key
+    client = boto3.session.Session().client(
+        "s3",
+        endpoint_url=settings.s3_endpoint_url,
+        aws_access_key_id=settings.aws_access_key_id,
+        aws_secret_access_key=secret.get_secret_value() if secret else None,
+        config=Config(region_name=settings.aws_region, s3={"addressing_style": "path"}),
+    )
+    try:
+        return client.generate_presigned_url(
+            "get_object", Params={"Bucket": location.bucket, "Key": key}, ExpiresIn=3600
+        )
+    finally:
+        client.close()
 
 
 def _seed_record(gateway: Gateway, mp3: Path, size: int) -> uuid.UUID:

@@ -23,6 +23,16 @@ def test_quick_run_writes_the_report_and_the_json(tmp_path: Path) -> None:
     assert all(path["median_s"] > 0 for path in paths.values())
     backends = {"sqlite+folder", "postgres+s3"}
     assert set(results["concurrency"]) == set(results["download"]) == backends
+    # The large download: one client on every side; the sendfile ceiling where the store is a file.
+    assert results["setup"]["download_client_is_curl"]
+    folder, s3 = results["download"]["sqlite+folder"], results["download"]["postgres+s3"]
+    assert folder["direct_what"].startswith("the file itself")
+    assert s3["direct_what"].startswith("a presigned GET")
+    assert folder["sendfile_mib_s"] > 0
+    assert s3["sendfile_mib_s"] is None
+    for row in (folder, s3):
+        assert min(row[name] for name in ("gateway_mib_s", "direct_mib_s", "in_process_mib_s")) > 0
+        assert row["gateway_cpu_s_per_download"] >= 0
     # Quality: every speed path on both materials, gaplessly decoded to the input's length.
     quality = {(row["material"], row["path"]): row for row in results["quality"]}
     assert set(quality) == {
@@ -41,3 +51,4 @@ def test_quick_run_writes_the_report_and_the_json(tmp_path: Path) -> None:
     assert "## Targets (issue 15)" in markdown
     assert "## Quality of each speed path" in markdown
     assert "upload via gateway, PostgreSQL + S3" in markdown
+    assert "sendfile server (HTTP ceiling)" in markdown
