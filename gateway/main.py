@@ -26,7 +26,6 @@ from gateway.web.router import install_web
 from gateway.webhooks.router import router as webhooks_router
 from servicekit import __version__
 from servicekit.logs import configure_logging
-from servicekit.malloc import fix_mmap_threshold
 from servicekit.problems import install_problem_handlers
 from servicekit.scratch import claim_scratch
 
@@ -36,7 +35,6 @@ logger = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None, *, resources: Resources | None = None) -> FastAPI:
     """Build the app. The lifespan opens its resources (and closes them), unless ``resources``
     come prebuilt: then they are used as they are, and their owner closes them."""
-    fix_mmap_threshold()  # before any request: servicekit.malloc says why
     # httpx logs every call at INFO with its full URL; the access lines already say what happened.
     configure_logging(quiet=["httpx"])
     if resources is not None:
