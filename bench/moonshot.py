@@ -29,19 +29,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-import lameenc
 import numpy as np
 
 from bench import quality
 from servicekit import wav
-from transcoder import join, mp3
+from transcoder import join, lame, mp3
 from transcoder.config import Settings as TranscoderSettings
 from transcoder.crc16 import crc16_of_large
 
 DEFAULT_SECONDS = 600.0
 LONG_SECONDS = 3600.0
 KBPS = 128
-QUALITY = 3  # as transcoder.lame encodes
 ENCODER_DELAY = 576
 BLOCK_ALIGN = quality.CHANNELS * 2
 _BATCH_FRAMES = 64 * 1024  # PCM frames per lameenc call (about 1.5 s)
@@ -144,12 +142,7 @@ def encode_range(source: Path, start: int, end: int, out: Path, single: bool) ->
     """Encode PCM frames ``[start, end)`` to ``out``: raw frames for a segment; for a single
     pass, behind an Info frame as ``transcoder.lame`` writes it."""
     go, cpu = time.monotonic(), time.process_time()
-    encoder = lameenc.Encoder()
-    encoder.set_bit_rate(KBPS)
-    encoder.set_in_sample_rate(quality.RATE)
-    encoder.set_out_sample_rate(quality.RATE)
-    encoder.set_channels(quality.CHANNELS)
-    encoder.set_quality(QUALITY)
+    encoder = lame.new_encoder(quality.RATE, quality.CHANNELS, KBPS)
     head = 0
     pending = b""
     with out.open("w+b") as file:

@@ -47,6 +47,12 @@ class WavHeader:
             return self.sample_frames / self.sample_rate
         return None
 
+    @property
+    def declared_frames(self) -> int | None:
+        """The sample frames the header declares, when it declares a duration."""
+        seconds = self.duration_seconds
+        return round(seconds * self.sample_rate) if seconds is not None else None
+
 
 def sniff(prefix: bytes | bytearray) -> bool | None:
     """True for RIFF/RF64 … WAVE magic, False if it cannot be there, None if more bytes needed."""
@@ -178,6 +184,9 @@ def check_supported(header: WavHeader, *, max_duration_seconds: float) -> None:
     duration = header.duration_seconds
     if duration is not None and duration > max_duration_seconds:
         raise too_long(duration, max_duration_seconds)
+
+
+NO_AUDIO = "The WAV file contains no audio (it is empty or ends right after its header)."
 
 
 def too_long(duration_seconds: float, limit_seconds: float) -> AudioTooLong:

@@ -25,7 +25,6 @@ from transcoder.errors import EncoderUnavailable
 logger = logging.getLogger(__name__)
 
 MAX_HEADER_BYTES = 1024 * 1024
-MP3_SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 _STDIN_CHUNK_BYTES = 256 * 1024
 _STDERR_TAIL_BYTES = 16384  # the ebur128 summary is near the end of an info-level log
 _PEAKS_BATCH_BYTES = 1024 * 1024
@@ -260,7 +259,7 @@ class Encoder:
         assert process.stderr is not None
         stderr_tail = asyncio.create_task(_tail(process.stderr))
         builder = PeaksBuilder(
-            1 if header.channels == 1 else 2, header.sample_rate, _declared_frames(header)
+            1 if header.channels == 1 else 2, header.sample_rate, header.declared_frames
         )
         waveform = None
         if process.stdout is not None:
@@ -279,7 +278,7 @@ class Encoder:
         audio_bytes = max(0, sent - header.data_offset)
         if returncode != 0:
             if audio_bytes == 0:
-                raise UndecodableAudio(_NO_AUDIO)
+                raise UndecodableAudio(wav.NO_AUDIO)
             raise UndecodableAudio(f"The audio could not be decoded: {_summary(stderr)}")
         if waveform is None:
             return _Run(stderr, audio_bytes, None, None)
@@ -345,11 +344,6 @@ async def _encode_in_process(
     )
 
 
-def _declared_frames(header: wav.WavHeader) -> int | None:
-    seconds = header.duration_seconds
-    return round(seconds * header.sample_rate) if seconds is not None else None
-
-
 async def _read_pcm(stdout: asyncio.StreamReader, builder: PeaksBuilder) -> None:
     """Drain ffmpeg's PCM into ``builder``, a batch at a time in a worker thread."""
     batch = bytearray()
@@ -362,17 +356,14 @@ async def _read_pcm(stdout: asyncio.StreamReader, builder: PeaksBuilder) -> None
         await asyncio.to_thread(builder.feed, bytes(batch))
 
 
-_NO_AUDIO = "The WAV file contains no audio (it is empty or ends right after its header)."
-
-
 def output_sample_rate(rate: int) -> int:
     """The input's rate if MP3 has it, else 48/44.1 kHz if one divides it, else the next lower."""
-    if rate in MP3_SAMPLE_RATES:
+    if rate in mp3.SAMPLE_RATES:
         return rate
     for candidate in (48000, 44100):
         if rate % candidate == 0:
             return candidate
-    return max((r for r in MP3_SAMPLE_RATES if r < rate), default=MP3_SAMPLE_RATES[0])
+    return max((r for r in mp3.SAMPLE_RATES if r < rate), default=mp3.SAMPLE_RATES[0])
 
 
 async def read_header(body: AsyncIterator[bytes]) -> tuple[wav.WavHeader, bytes]:
@@ -478,11 +469,13 @@ async def _check_output(
         info = mp3.parse(await asyncio.to_thread(_read_head, output))
     except mp3.Mp3Error as error:
         if audio_bytes == 0:
-            raise UndecodableAudio(_NO_AUDIO) from error
+            raise UndecodableAudio(wav.NO_AUDIO) from error
         logger.info("ffmpeg exited 0 without a usable MP3 (%s): %s", error, _summary(stderr))
         raise UndecodableAudio("No audio could be decoded from the WAV file.") from error
     if info.sample_count <= 0:
-        raise UndecodableAudio(_NO_AUDIO if audio_bytes == 0 else "No audio samples were decoded.")
+        raise UndecodableAudio(
+            wav.NO_AUDIO if audio_bytes == 0 else "No audio samples were decoded."
+        )
     if info.duration_seconds > max_duration_seconds:
         raise wav.too_long(info.duration_seconds, max_duration_seconds)
     return info

@@ -28,7 +28,6 @@ from transcoder.loudness import LoudnessMeter
 
 ENCODER_DELAY = 576  # samples LAME puts before the audio, whatever the rate
 QUALITY = 3  # LAME's default algorithm quality, which ffmpeg's libmp3lame keeps
-MP3_SAMPLE_RATES = frozenset((8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000))
 _BATCH_BYTES = 256 * 1024
 _SCAN_BYTES = 4 * 1024 * 1024
 
@@ -48,8 +47,20 @@ def handles(header: wav.WavHeader) -> bool:
         and header.bits_per_sample == 16
         and header.channels in (1, 2)
         and header.block_align == 2 * header.channels
-        and header.sample_rate in MP3_SAMPLE_RATES
+        and header.sample_rate in mp3.SAMPLE_RATES
     )
+
+
+def new_encoder(sample_rate: int, channels: int, kbps: int) -> Any:
+    """A lameenc encoder as this path runs LAME: CBR at ``kbps``, the input's own rate out (LAME
+    would otherwise pick a lower one for low bitrates), LAME's default quality."""
+    encoder = lameenc.Encoder()
+    encoder.set_bit_rate(kbps)
+    encoder.set_in_sample_rate(sample_rate)
+    encoder.set_out_sample_rate(sample_rate)
+    encoder.set_channels(channels)
+    encoder.set_quality(QUALITY)
+    return encoder
 
 
 async def encode(
@@ -70,14 +81,9 @@ async def encode(
     For a segment of a split encode (``transcoder.parallel``): ``encode_frames`` stops the
     encode after that many frames while the analysis goes on to the end; ``analysed=False``
     measures nothing (``loudness`` and ``peaks`` are then None)."""
-    encoder = lameenc.Encoder()
-    encoder.set_bit_rate(kbps)
-    encoder.set_in_sample_rate(header.sample_rate)
-    encoder.set_out_sample_rate(header.sample_rate)
-    encoder.set_channels(header.channels)
-    encoder.set_quality(QUALITY)
+    encoder = new_encoder(header.sample_rate, header.channels, kbps)
     meter = LoudnessMeter(header.sample_rate, header.channels)
-    builder = PeaksBuilder(header.channels, header.sample_rate, _declared_frames(header))
+    builder = PeaksBuilder(header.channels, header.sample_rate, header.declared_frames)
     limit = int(max_duration_seconds * header.sample_rate) * header.block_align
     encode_limit = limit if encode_frames is None else encode_frames * header.block_align
     audio_bytes = 0
@@ -115,9 +121,7 @@ async def encode(
         if audio_bytes > limit:
             raise wav.too_long(frames / header.sample_rate, max_duration_seconds)
         if frames == 0:
-            raise UndecodableAudio(
-                "The WAV file contains no audio (it is empty or ends right after its header)."
-            )
+            raise UndecodableAudio(wav.NO_AUDIO)
         encoded = min(frames, encode_limit // header.block_align)
         finished = asyncio.to_thread(lambda: stream.finish(encoder.flush(), encoded))
         if not analysed:
@@ -231,8 +235,3 @@ async def _settled(in_flight: Awaitable[Any] | None) -> None:
     if in_flight is not None:
         with contextlib.suppress(BaseException):
             await asyncio.shield(in_flight)
-
-
-def _declared_frames(header: wav.WavHeader) -> int | None:
-    seconds = header.duration_seconds
-    return round(seconds * header.sample_rate) if seconds is not None else None

@@ -20,6 +20,7 @@ _BITRATES_KBPS = {
     2: (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),  # MPEG-2/2.5 layer III
 }
 _SAMPLE_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
+SAMPLE_RATES = tuple(sorted(rate for rates in _SAMPLE_RATES.values() for rate in rates))
 _XING_FRAMES, _XING_BYTES, _XING_TOC, _XING_QUALITY = 1, 2, 4, 8
 _LAME_TAG_BYTES = 36
 ANONYMOUS_ENCODER = b"LAME" + bytes(5)
