@@ -82,7 +82,7 @@ async def encode(
     encode after that many frames while the analysis goes on to the end; ``analysed=False``
     measures nothing (``loudness`` and ``peaks`` are then None)."""
     encoder = new_encoder(header.sample_rate, header.channels, kbps)
-    meter = LoudnessMeter(header.sample_rate, header.channels)
+    meter = LoudnessMeter(header.sample_rate, header.channels) if analysed else None
     builder = PeaksBuilder(header.channels, header.sample_rate, header.declared_frames)
     limit = int(max_duration_seconds * header.sample_rate) * header.block_align
     encode_limit = limit if encode_frames is None else encode_frames * header.block_align
@@ -95,10 +95,9 @@ async def encode(
             if start < encode_limit:
                 stream.write(encoder.encode(pcm[: encode_limit - start]))
 
-        def measure_batch(pcm: bytes) -> None:
-            if analysed:
-                meter.feed(pcm)
-                builder.feed(pcm)
+        def measure_batch(pcm: bytes, meter: LoudnessMeter) -> None:
+            meter.feed(pcm)
+            builder.feed(pcm)
 
         in_flight: Awaitable[Any] | None = None
         try:
@@ -109,10 +108,10 @@ async def encode(
                     continue  # read to the end for the length and the trailing chunks
                 if in_flight is not None:
                     await in_flight
-                in_flight = asyncio.gather(
-                    asyncio.to_thread(encode_batch, pcm, start),
-                    asyncio.to_thread(measure_batch, pcm),
-                )
+                work = [asyncio.to_thread(encode_batch, pcm, start)]
+                if meter is not None:
+                    work.append(asyncio.to_thread(measure_batch, pcm, meter))
+                in_flight = asyncio.gather(*work)
             if in_flight is not None:
                 await in_flight
         finally:
@@ -124,7 +123,7 @@ async def encode(
             raise UndecodableAudio(wav.NO_AUDIO)
         encoded = min(frames, encode_limit // header.block_align)
         finished = asyncio.to_thread(lambda: stream.finish(encoder.flush(), encoded))
-        if not analysed:
+        if meter is None:
             await finished
             return Measured(audio_bytes, encoded, None, None)
         loudness, peaks, _ = await asyncio.gather(
@@ -161,12 +160,12 @@ class _Stream:
         out.seek(start)
         first = out.read(4)
         lengths, music_crc = _scan(out, start, end)
-        padding = len(lengths) * mp3.parse_frame_header(first).samples_per_frame
+        coded = len(lengths) * mp3.parse_frame_header(first).samples_per_frame
         info = mp3.cbr_info_frame(
             first,
             lengths,
             encoder_delay=ENCODER_DELAY,
-            padding=padding - ENCODER_DELAY - samples,
+            padding=coded - ENCODER_DELAY - samples,
             music_crc=music_crc,
         )
         out.seek(0)
