@@ -109,9 +109,14 @@ class LoudnessMeter:
             self._filter(final=False)
 
     def finish(self) -> Loudness:
+        """The figures to 0.1 LU and dB, as ffmpeg's ``ebur128`` reports them on the other path."""
         self._filter(final=True)
+        lufs = self._integrated()
         peak = 20 * math.log10(self._peak) if self._peak > 0 else None
-        return Loudness(integrated_lufs=self._integrated(), true_peak_dbtp=peak)
+        return Loudness(
+            integrated_lufs=None if lufs is None else round(lufs, 1),
+            true_peak_dbtp=None if peak is None else round(peak, 1),
+        )
 
     def _filter(self, *, final: bool) -> None:
         audio = np.concatenate(self._pending, axis=1) if self._pending else self._history[:, :0]
