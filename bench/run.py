@@ -34,6 +34,7 @@ from gateway.config import FolderStorage, S3Storage
 from gateway.config import Settings as GatewaySettings
 from gateway.models import Record
 from gateway.storage import ObjectStore, open_store, recording_key
+from servicekit import zerocopy
 from transcoder.config import Settings as TranscoderSettings
 
 MB = 1024 * 1024
@@ -230,7 +231,9 @@ def _start_gateway(
     stack_: contextlib.ExitStack, backend: stack.Backend, transcoder_url: str
 ) -> Gateway:
     env = {**backend.env, "TRANSCODER_URL": transcoder_url}
-    service = stack_.enter_context(stack.uvicorn("gateway.main:create_app", env))
+    service = stack_.enter_context(
+        stack.uvicorn("gateway.main:create_app", env, extra=zerocopy.UVICORN_OPTIONS)
+    )
     client = stack_.enter_context(httpx.Client(base_url=service.url, timeout=HTTP_TIMEOUT))
     settings = GatewaySettings.model_validate({key.lower(): value for key, value in env.items()})
     store = open_store(settings)

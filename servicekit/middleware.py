@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from servicekit.logs import request_id_var
 from servicekit.metrics import HttpMetrics, route_template
+from servicekit.zerocopy import BODY_MESSAGES, body_bytes
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # A client's id is used only when it is short and printable, so it cannot forge log lines.
@@ -125,8 +126,8 @@ class AccessMiddleware:
             nonlocal status, sent
             if message["type"] == "http.response.start":
                 status = message["status"]
-            elif message["type"] == "http.response.body":
-                sent += len(message.get("body", b""))
+            elif message["type"] in BODY_MESSAGES:
+                sent += body_bytes(message)
                 if not message.get("more_body", False):
                     # Before the last chunk leaves: whoever saw the answer can see it counted.
                     finish()

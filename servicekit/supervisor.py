@@ -19,6 +19,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from servicekit import zerocopy
 from servicekit.logs import configure_logging
 
 logger = logging.getLogger("servicekit.supervisor")  # not "__main__" under -m
@@ -46,8 +47,8 @@ def local_programs(environ: Mapping[str, str]) -> list[Program]:
     host, port, transcoder_port = local_addresses(environ)
     grace = str(shutdown_grace_seconds(environ))
 
-    def uvicorn(app: str, host: str, port: str) -> list[str]:
-        command = [sys.executable, "-m", "uvicorn", app, "--factory", "--no-access-log"]
+    def uvicorn(app: str, host: str, port: str, *options: str) -> list[str]:
+        command = [sys.executable, "-m", "uvicorn", app, "--factory", "--no-access-log", *options]
         return [*command, "--host", host, "--port", port, "--timeout-graceful-shutdown", grace]
 
     transcoder_url = environ.get("TRANSCODER_URL", f"http://127.0.0.1:{transcoder_port}")
@@ -55,7 +56,7 @@ def local_programs(environ: Mapping[str, str]) -> list[Program]:
         Program("transcoder", uvicorn("transcoder.main:create_app", "127.0.0.1", transcoder_port)),
         Program(
             "gateway",
-            uvicorn("gateway.main:create_app", host, port),
+            uvicorn("gateway.main:create_app", host, port, *zerocopy.UVICORN_OPTIONS),
             env={"TRANSCODER_URL": transcoder_url},
         ),
     ]

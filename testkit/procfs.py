@@ -31,3 +31,12 @@ def is_running(pid: int) -> bool:
     except OSError:
         return False
     return stat[stat.rindex(")") + 2] != "Z"
+
+
+def bytes_written(pid: int) -> int:
+    """Every byte process ``pid`` has passed to write(2) and its kin so far (files and pipes;
+    sendfile(2) counts too; send(2) on a socket does not)."""
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("wchar:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no write count for process {pid}")

@@ -45,6 +45,7 @@ from gateway.storage import ObjectStore
 from gateway.tempfiles import disk_full_is_507, temporary_directory
 from gateway.transcoder_client import TranscoderClient
 from gateway.users.service import check_credentials
+from servicekit import zerocopy
 from servicekit.audio_options import AudioOptions
 from servicekit.errors import (
     AudioTooLong,
@@ -373,6 +374,14 @@ async def download_record(
     headers["Content-Type"] = record.content_type
     if request.method == "HEAD" or record.size_bytes == 0:
         return Response(status_code=status_code, headers=headers)
+    # A file the server can send itself (the folder store, under ZeroCopyH11Protocol).
+    file = (
+        await service.open_object_file(store, record) if zerocopy.offered(request.scope) else None
+    )
+    if file is not None:
+        return zerocopy.FileSpanResponse(
+            file, offset=first, count=last - first + 1, status_code=status_code, headers=headers
+        )
     body = await service.open_object(store, record, first, last)
     return StreamingResponse(body, status_code=status_code, headers=headers)
 

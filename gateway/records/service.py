@@ -1,10 +1,11 @@
 """Uploading and fetching recordings; the order of the steps keeps nothing half-written."""
 
+import contextlib
 import logging
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import anyio.to_thread
 
@@ -53,8 +54,20 @@ async def read_peaks(store: ObjectStore, record: Record) -> "Peaks":
 
 async def open_object(store: ObjectStore, record: Record, start: int, end: int) -> Iterator[bytes]:
     """The object's bytes ``start..end``, fetched before the response starts."""
-    try:
+    with _object_missing_is_not_found(record):
         return await anyio.to_thread.run_sync(store.open_range, record.object_key, start, end)
+
+
+async def open_object_file(store: ObjectStore, record: Record) -> BinaryIO | None:
+    """The object as an open local file, or ``None`` where the store keeps no files."""
+    with _object_missing_is_not_found(record):
+        return await anyio.to_thread.run_sync(store.open_file, record.object_key)
+
+
+@contextlib.contextmanager
+def _object_missing_is_not_found(record: Record) -> Iterator[None]:
+    try:
+        yield
     except ObjectMissing:
         logger.error("Record %s has no object at %s; run reconcile", record.id, record.object_key)
         raise RecordNotFound() from None

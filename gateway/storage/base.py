@@ -4,7 +4,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from servicekit.errors import DependencyUnavailable
 
@@ -46,6 +46,10 @@ class ObjectStore(Protocol):
 
     def open_range(self, key: str, start: int, end: int) -> Iterator[bytes]:
         """Fetch bytes ``start..end`` (inclusive) eagerly; yield them in chunks."""
+
+    def open_file(self, key: str) -> BinaryIO | None:
+        """The object as an open local file (for a zero-copy download), or ``None`` where
+        objects are not files."""
 
     def delete(self, key: str) -> None:
         """Remove ``key``; removing a missing key is not an error."""

@@ -54,11 +54,13 @@ class LocalObjectStore:
             raise
 
     def open_range(self, key: str, start: int, end: int) -> Iterator[bytes]:
+        return _read_range(self.open_file(key), start, end)
+
+    def open_file(self, key: str) -> BinaryIO:
         try:
-            handle = self._path(key).open("rb")
+            return self._path(key).open("rb")
         except FileNotFoundError as error:
             raise ObjectMissing(key) from error
-        return _read_range(handle, start, end)
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)

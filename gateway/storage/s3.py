@@ -137,6 +137,9 @@ class S3ObjectStore:
             raise StorageUnavailable() from error
         return _stream(response["Body"])
 
+    def open_file(self, key: str) -> None:
+        return None  # objects are S3's, behind HTTP
+
     def delete(self, key: str) -> None:
         try:
             self._client.delete_object(Bucket=self.bucket, Key=key)

@@ -240,11 +240,3 @@ def thread_count(pid: int) -> int:
         if line.startswith("Threads:"):
             return int(line.split()[1])
     raise AssertionError(f"no thread count for process {pid}")
-
-
-def bytes_written(pid: int) -> int:
-    """Every byte process ``pid`` has passed to write(2) and its kin so far (files and sockets)."""
-    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
-        if line.startswith("wchar:"):
-            return int(line.split()[1])
-    raise AssertionError(f"no write count for process {pid}")

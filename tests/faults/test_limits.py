@@ -18,13 +18,12 @@ import pytest
 
 from testkit.live import leftovers, wait_until
 from testkit.problems import assert_problem
-from testkit.procfs import is_running
+from testkit.procfs import bytes_written, is_running
 from testkit.wavcorpus import pcm
 from tests.faults.probes import (
     AT_ONCE_SECONDS,
     assert_next_upload_succeeds,
     assert_unavailable,
-    bytes_written,
     note,
     stream_upload,
     timed,

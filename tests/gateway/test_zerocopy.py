@@ -1,0 +1,202 @@
+"""Zero-copy downloads (servicekit/zerocopy.py), on live servers: the gateway's folder store sends
+MP3s with sendfile(2) under ``ZeroCopyH11Protocol``, byte for byte what the streamed path sends;
+and the protocol itself keeps HTTP's framing whatever the app asks of it."""
+
+import contextlib
+import os
+import random
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from servicekit import zerocopy
+from testkit.api import new_user
+from testkit.gateways import backend
+from testkit.live import GATEWAY_APP, LiveServer, free_port, launched, running
+from testkit.procfs import bytes_written, is_running
+from testkit.s3 import S3Endpoint
+from testkit.wavcorpus import pcm
+
+# Two minutes of mono at 320 kbit/s: a 4.8 MB MP3, more than loopback's socket buffers hold.
+WAV = pcm(120.0, 44100, 1)
+
+
+@contextlib.contextmanager
+def folder_gateway(
+    postgres_url: str,
+    s3_endpoint: S3Endpoint,
+    transcoder_url: str,
+    *,
+    zero_copy: bool,
+    output: Path | None = None,
+) -> Iterator[tuple[LiveServer, Path]]:
+    """A live gateway on SQLite and a folder, with riffle's protocol or uvicorn's own; yields it
+    and the objects folder. ``output``: where its stdout and stderr go."""
+    with backend("sqlite+folder", postgres_url=postgres_url, s3_endpoint=s3_endpoint) as chosen:
+        env = {"TRANSCODER_URL": transcoder_url, **chosen.settings}
+        objects = Path(chosen.settings["STORAGE_URL"].removeprefix("file://"))
+        if zero_copy:
+            launch = running(GATEWAY_APP, env, output=output)
+        else:
+            launch = uvicorn(GATEWAY_APP, env=env)
+        with launch as server:
+            yield server, objects
+
+
+def stored_mp3(client: httpx.Client) -> tuple[str, bytes]:
+    """A new record's download URL and its MP3."""
+    user = new_user(client)
+    fields = {"user": user["id"], "token": user["token"], "bitrate": "320"}
+    created = client.post("/record", data=fields, files={"file": ("take.wav", WAV, "audio/wav")})
+    assert created.status_code == 201, created.text
+    url: str = created.json()["url"]
+    return url, client.get(url).content
+
+
+@pytest.mark.parametrize("zero_copy", [True, False], ids=["zerocopy", "streamed"])
+def test_folder_downloads_leave_by_sendfile_only_under_the_protocol_and_are_the_same_bytes(
+    postgres_url: str, s3_endpoint: S3Endpoint, transcoder_url: str, zero_copy: bool
+) -> None:
+    gateway = folder_gateway(postgres_url, s3_endpoint, transcoder_url, zero_copy=zero_copy)
+    with gateway as (server, objects), httpx.Client(base_url=server.url, timeout=60) as client:
+        url, first = stored_mp3(client)
+        (on_disk,) = objects.rglob("*.mp3")
+        assert first == on_disk.read_bytes()
+        size = len(first)
+        assert size > 4_000_000
+        before = bytes_written(server.pid)
+        whole = client.get(url)
+        written = bytes_written(server.pid) - before
+        # sendfile(2) counts as written; a socket's send(2), uvicorn's way, does not.
+        if zero_copy:
+            assert written >= size
+        else:
+            assert written < size / 10
+        assert whole.status_code == 200
+        assert whole.content == first
+        assert whole.headers["Content-Length"] == str(size)
+        for asked, start, end in [
+            ("bytes=0-0", 0, 0),
+            ("bytes=1000-2000999", 1000, 2000999),
+            ("bytes=-417", size - 417, size - 1),
+            (f"bytes={size - 1}-", size - 1, size - 1),
+        ]:
+            part = client.get(url, headers={"Range": asked})
+            assert part.status_code == 206
+            assert part.headers["Content-Range"] == f"bytes {start}-{end}/{size}"
+            assert part.content == first[start : end + 1]
+        head = client.head(url)
+        assert head.status_code == 200
+        assert head.headers["Content-Length"] == str(size)
+        assert head.content == b""
+        etag = whole.headers["ETag"]
+        assert client.get(url, headers={"If-None-Match": etag}).status_code == 304
+        # The connection is still in step: a keep-alive request after all of them.
+        assert client.get(url, headers={"Range": "bytes=0-3"}).content == first[:4]
+
+
+def test_a_client_gone_mid_file_and_a_file_shorter_than_its_row_end_only_their_connections(
+    postgres_url: str, s3_endpoint: S3Endpoint, transcoder_url: str, tmp_path: Path
+) -> None:
+    logs = tmp_path / "gateway.log"
+    gateway = folder_gateway(postgres_url, s3_endpoint, transcoder_url, zero_copy=True, output=logs)
+    with gateway as (server, objects), httpx.Client(base_url=server.url, timeout=60) as client:
+        url, mp3 = stored_mp3(client)
+        # A client that reads 64 KiB of 4.8 MB and hangs up: the gateway's sendfile is mid-file.
+        host, port = server.url.removeprefix("http://").split(":")
+        target = url.removeprefix(server.url)
+        with socket.create_connection((host, int(port)), timeout=10) as raw:
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            raw.sendall(f"GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+            received = b""
+            while len(received) < 65536 and (chunk := raw.recv(65536)):
+                received += chunk
+            assert received.startswith(b"HTTP/1.1 200 "), received[:200]
+            assert len(received) >= 65536
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        time.sleep(0.5)
+        assert is_running(server.pid)
+        assert client.get(url).content == mp3
+        # The object cut short behind the gateway's back: the answer ends early, never hangs,
+        # and never carries bytes that are not the file's.
+        (on_disk,) = objects.rglob("*.mp3")
+        on_disk.write_bytes(mp3[:100_000])
+        with (
+            httpx.Client(base_url=server.url, timeout=10) as other,
+            pytest.raises(httpx.RemoteProtocolError),
+        ):
+            other.get(url)
+        on_disk.write_bytes(mp3)
+        assert client.get(url).content == mp3
+    # Neither is an error of the gateway's: nothing was raised into the app or logged.
+    assert "Traceback" not in logs.read_text()
+
+
+@pytest.fixture(scope="module")
+def span_server() -> Iterator[str]:
+    """The protocol serving tests/fixtures/zerocopy_app.py."""
+    app = "tests.fixtures.zerocopy_app:create_app"
+    with uvicorn(app, *zerocopy.UVICORN_OPTIONS) as server:
+        yield server.url
+
+
+@pytest.fixture(scope="module")
+def random_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
+    content = random.Random(7).randbytes(3_000_000)
+    path = tmp_path_factory.mktemp("spans") / "random.bin"
+    path.write_bytes(content)
+    return path, content
+
+
+@pytest.mark.parametrize(
+    ("query", "wanted"),
+    [
+        ({"offset": 1000, "count": 2_000_000, "length": 2_000_000}, slice(1000, 2_001_000)),
+        ({"offset": 5, "count": 2_999_995}, slice(5, None)),  # no Content-Length: chunked
+        ({"seek": 1000, "length": 2_999_000}, slice(1000, None)),  # the file's position, to EOF
+        ({"offset": 10, "count": 100, "then": 50, "length": 150}, slice(10, 160)),  # two parts
+        ({"offset": 10, "count": 0, "length": 0}, slice(0, 0)),
+    ],
+    ids=["span", "chunked", "defaults", "two-parts", "empty"],
+)
+def test_the_protocol_sends_the_span_asked_for_framed_as_http_wants(
+    span_server: str,
+    random_file: tuple[Path, bytes],
+    query: dict[str, int],
+    wanted: slice,
+) -> None:
+    path, content = random_file
+    with httpx.Client(base_url=span_server, timeout=30) as client:
+        response = client.get("/file", params={"path": str(path), **query})
+        assert response.status_code == 200
+        assert response.content == content[wanted]
+        if "length" not in query:
+            assert response.headers["Transfer-Encoding"] == "chunked"
+        head = client.head("/file", params={"path": str(path), **query})
+        assert head.status_code == 200
+        assert head.content == b""
+        # Still in step with HTTP: the connection serves another request.
+        again = client.get(
+            "/file", params={"path": str(path), "offset": 0, "count": 3, "length": 3}
+        )
+        assert again.content == content[:3]
+
+
+def test_without_the_protocol_the_extension_is_not_offered(span_server: str) -> None:
+    with uvicorn("tests.fixtures.zerocopy_app:create_app") as plain:
+        assert httpx.get(f"{plain.url}/file", params={"path": "/dev/null"}).status_code == 501
+
+
+@contextlib.contextmanager
+def uvicorn(app: str, *options: str, env: dict[str, str] | None = None) -> Iterator[LiveServer]:
+    """``app`` under uvicorn with ``options`` only (not the ones ``running`` adds)."""
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", app, "--factory", *options]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    with launched(command, f"http://127.0.0.1:{port}", env={**os.environ, **(env or {})}) as server:
+        yield server
