@@ -16,7 +16,6 @@ import argparse
 import contextlib
 import itertools
 import json
-import mmap
 import os
 import shutil
 import statistics
@@ -176,11 +175,11 @@ def encode_range(source: Path, start: int, end: int, out: Path, single: bool) ->
 
 def _frames(file: IO[bytes], start: int) -> tuple[list[int], int]:
     """The frame lengths from ``start`` to the end of ``file``, and their CRC-16."""
-    with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        offsets = mp3.cbr_frame_offsets(data, start)
-        crc = 0
-        for position in range(start, len(data), _SCAN_BYTES):
-            crc = crc16_of_large(memoryview(data)[position : position + _SCAN_BYTES], crc)
+    data = mp3.FileBytes(file)
+    offsets = mp3.cbr_frame_offsets(data, start)
+    crc = 0
+    for position in range(start, len(data), _SCAN_BYTES):
+        crc = crc16_of_large(data[position : position + _SCAN_BYTES], crc)
     return [b - a for a, b in itertools.pairwise(offsets)], crc
 
 
@@ -305,7 +304,7 @@ def join_segments(
     """The segments' raw frames joined behind an Info frame for the whole stream (its music CRC
     chained from each segment's, as ``transcoder.parallel.join`` does)."""
     with contextlib.ExitStack() as stack:
-        mapped = [_mapped(stack, path) for path in paths]
+        mapped = [mp3.FileBytes(stack.enter_context(path.open("rb"))) for path in paths]
         streams = [
             join.Stream(data, mp3.cbr_frame_offsets(data), r.first_frame)
             for data, r in zip(mapped, ranges, strict=True)
@@ -338,11 +337,6 @@ def join_segments(
             file.write(info)
             join.write(streams, pieces, file)
     return cuts
-
-
-def _mapped(stack: contextlib.ExitStack, path: Path) -> mmap.mmap:
-    file = stack.enter_context(path.open("rb"))
-    return stack.enter_context(mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ))
 
 
 # --- the experiment ------------------------------------------------------------------------------

@@ -6,10 +6,11 @@ samples ffmpeg's decoder yields (checked in tests/transcoder/test_mp3.py against
 """
 
 import dataclasses
-import mmap
+import os
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import IO
 
 from transcoder.crc16 import crc16
 
@@ -27,7 +28,37 @@ ANONYMOUS_ENCODER = b"LAME" + bytes(5)
 _LAME_CRC_COVERS = 190
 TOC_BAGS = 400
 XING_FLAGS = _XING_FRAMES | _XING_BYTES | _XING_TOC | _XING_QUALITY
-Buffer = bytes | bytearray | mmap.mmap
+
+
+class FileBytes:
+    """A file's bytes read on demand: ``len`` and slices, as ``bytes`` has them, through
+    ``os.pread``. A long segment is walked without holding it: unlike an ``mmap``, the pages
+    read stay in the page cache, not in this process's resident memory. Small slices come from
+    one cached window, so walking frame headers costs a read per ``window`` bytes."""
+
+    def __init__(self, file: IO[bytes], window: int = 1024 * 1024) -> None:
+        self._fd = file.fileno()
+        self._size = os.fstat(self._fd).st_size
+        self._window = window
+        self._cached_at, self._cached = 0, b""
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __getitem__(self, span: slice) -> bytes:
+        start, stop, step = span.indices(self._size)
+        if step != 1:
+            raise ValueError("FileBytes slices have no step.")
+        if stop <= start:
+            return b""
+        if stop - start > self._window:
+            return os.pread(self._fd, stop - start, start)
+        if not (self._cached_at <= start and stop <= self._cached_at + len(self._cached)):
+            self._cached_at, self._cached = start, os.pread(self._fd, self._window, start)
+        return self._cached[start - self._cached_at : stop - self._cached_at]
+
+
+Buffer = bytes | bytearray | FileBytes
 
 
 class Mp3Error(ValueError):

@@ -25,7 +25,6 @@ import contextlib
 import functools
 import itertools
 import logging
-import mmap
 import os
 import struct
 import tempfile
@@ -258,8 +257,7 @@ def join(split: Plan, segments: Sequence[Path], output: Path) -> list[joiner.Cut
     none to make)."""
     with contextlib.ExitStack() as stack:
         parsed = [
-            _Segment.read(stack.enter_context(_mapped(stack.enter_context(path.open("rb")))))
-            for path in segments
+            _Segment.read(mp3.FileBytes(stack.enter_context(path.open("rb")))) for path in segments
         ]
         seg1 = parsed[0]
         delay = seg1.info.encoder_delay
@@ -304,18 +302,9 @@ def join(split: Plan, segments: Sequence[Path], output: Path) -> list[joiner.Cut
         return cuts
 
 
-@contextlib.contextmanager
-def _mapped(file: BinaryIO) -> Iterator[mmap.mmap]:
-    mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
-    try:
-        yield mapped
-    finally:
-        mapped.close()
-
-
 @dataclass(frozen=True, slots=True)
 class _Segment:
-    data: mmap.mmap
+    data: mp3.FileBytes
     start: int  # the Info frame's offset (after an ID3v2 tag)
     info: mp3.Mp3Info
     info_length: int
@@ -332,7 +321,7 @@ class _Segment:
         return int.from_bytes(self.data[position : position + 2], "big")
 
     @classmethod
-    def read(cls, data: mmap.mmap) -> "_Segment":
+    def read(cls, data: mp3.FileBytes) -> "_Segment":
         start = mp3.id3v2_size(data[:10])
         head = data[: start + mp3.HEAD_BYTES]
         info = mp3.parse(head)

@@ -163,3 +163,18 @@ def test_mutated_mp3_heads_raise_only_mp3_errors(
         mutated[position] = value
     with contextlib.suppress(mp3.Mp3Error):
         mp3.parse(bytes(mutated[: len(mutated) - cut]))
+
+
+def test_file_bytes_slices_as_bytes_does(tmp_path: Path) -> None:
+    content = bytes(range(256)) * 40 + b"end"  # 10,243 bytes; a window of 1000
+    path = tmp_path / "data"
+    path.write_bytes(content)
+    spans = [(0, 4), (998, 1003), (5, 5), (10, 3), (100, 2600), (-7, None), (None, None)]
+    spans += [(10_240, 20_000), (20_000, 30_000), (3, -3), (999, 1000), (1000, 1001)]
+    with path.open("rb") as file:
+        data = mp3.FileBytes(file, window=1000)
+        assert len(data) == len(content)
+        for start, stop in spans * 2:  # twice: from a cold and from a warm window
+            assert data[start:stop] == content[start:stop], (start, stop)
+        with pytest.raises(ValueError, match="no step"):
+            data[::2]
