@@ -13,8 +13,9 @@ import anyio
 import anyio.to_thread
 import httpx
 from python_multipart.exceptions import MultipartParseError
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import parse_options_header
 
+from gateway.multipart import parser_for
 from servicekit import wav
 from servicekit.audio_options import AudioOptions, Mode
 from servicekit.errors import (
@@ -253,18 +254,7 @@ async def _save_bundle(response: httpx.Response, destination: Path) -> _Bundle:
     if not boundary:
         raise TranscoderUnavailable("The transcoder answered without a multipart boundary.")
     reader = _BundleReader()
-    parser = MultipartParser(
-        boundary,
-        {
-            "on_part_begin": reader.on_part_begin,
-            "on_part_data": reader.on_part_data,
-            "on_header_field": reader.on_header_field,
-            "on_header_value": reader.on_header_value,
-            "on_header_end": reader.on_header_end,
-            "on_headers_finished": reader.on_headers_finished,
-            "on_end": reader.on_end,
-        },
-    )
+    parser = parser_for(boundary, reader)
     try:
         async with await anyio.open_file(destination, "wb") as out:
             async for chunk in response.aiter_bytes(_CHUNK_BYTES):

@@ -10,9 +10,10 @@ from typing import BinaryIO
 import anyio
 import anyio.to_thread
 from python_multipart.exceptions import MultipartParseError
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import parse_options_header
 
 from gateway.errors import UploadTimeout, UploadTooLarge
+from gateway.multipart import parser_for
 from servicekit.errors import InvalidInput, ServiceError
 
 FILE_FIELD = "file"
@@ -151,19 +152,7 @@ async def read_upload_form(
     spool = await anyio.to_thread.run_sync(_create, path)
     with spool:
         reader = _FormReader(spool, path, max_file_bytes, digest)
-        parser = MultipartParser(
-            boundary,
-            {
-                "on_part_begin": reader.on_part_begin,
-                "on_part_data": reader.on_part_data,
-                "on_part_end": reader.on_part_end,
-                "on_header_field": reader.on_header_field,
-                "on_header_value": reader.on_header_value,
-                "on_header_end": reader.on_header_end,
-                "on_headers_finished": reader.on_headers_finished,
-                "on_end": reader.on_end,
-            },
-        )
+        parser = parser_for(boundary, reader)
         try:
             with anyio.fail_after(timeout_seconds):
                 async for chunk in body:
