@@ -59,3 +59,45 @@ def test_tests_share_helpers_across_folders_only_through_testkit() -> None:
             if module.startswith("tests.") and module != own and not module.startswith(own + "."):
                 wrong.add(f"{path.relative_to(ROOT)}: {module}")
     assert not wrong
+
+
+WEB_FRAMEWORKS = ("fastapi", "starlette")
+OUR_PACKAGES = ("gateway", "servicekit", "transcoder")
+
+
+def module_path(module: str) -> Path | None:
+    """The file of one of our modules (``None`` for a third-party one or a name in a module)."""
+    base = ROOT.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def web_imports(path: Path, seen: set[Path]) -> Iterator[str]:
+    """Chains ``a -> b -> fastapi`` by which ``path``, or one of our modules it imports (at any
+    depth), imports a web framework."""
+    seen.add(path)
+    here = path.relative_to(ROOT)
+    for module in imported_modules(path):
+        if module.split(".")[0] in WEB_FRAMEWORKS:
+            yield f"{here} -> {module}"
+            continue
+        found = module_path(module) if module.split(".")[0] in OUR_PACKAGES else None
+        if found is not None and found not in seen:
+            yield from (f"{here} -> {chain}" for chain in web_imports(found, seen))
+
+
+@pytest.mark.parametrize(
+    "layer",
+    ["gateway/storage", "gateway/db.py", "gateway/repositories.py", "gateway/models"],
+)
+def test_the_data_layers_import_no_web_framework(layer: str) -> None:
+    paths = sorted((ROOT / layer).rglob("*.py")) if (ROOT / layer).is_dir() else [ROOT / layer]
+    assert paths
+    assert [chain for path in paths for chain in web_imports(path, set())] == []
+
+
+def test_the_web_import_check_sees_a_router() -> None:
+    # The check's teeth: a router does import FastAPI, through itself or what it imports.
+    assert list(web_imports(ROOT / "gateway/records/router.py", set()))
