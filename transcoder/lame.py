@@ -29,7 +29,8 @@ from transcoder.loudness import LoudnessMeter
 ENCODER_DELAY = 576  # samples LAME puts before the audio, whatever the rate
 QUALITY = 3  # LAME's default algorithm quality, which ffmpeg's libmp3lame keeps
 _BATCH_BYTES = 256 * 1024
-_SCAN_BYTES = 4 * 1024 * 1024
+# The MP3 is read back a MiB at a time: crc16_of_large holds about three copies of each block.
+_SCAN_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
