@@ -9,10 +9,11 @@ on the user's row, so two replicas cannot both let the fifth upload through.
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
 from datetime import timedelta
 
 import anyio
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, event, func, select
 from sqlalchemy.orm import Session
 
 from gateway.db import Database
@@ -78,6 +79,23 @@ def check_admission(session: Session, user_id: uuid.UUID, limit: int) -> None:
         raise TooManyUploads(limit)
 
 
+@dataclass(slots=True)
+class Slot:
+    """One of a user's fair-use slots, held by an upload."""
+
+    id: uuid.UUID
+    released: bool = False
+
+    def release_with(self, session: Session) -> None:
+        """Free the slot in ``session``'s transaction, the one that stores what it was held for:
+        gone with that commit (no transaction of its own), kept if it rolls back."""
+        session.execute(delete(UploadInFlight).where(UploadInFlight.id == self.id))
+        event.listen(session, "after_commit", self._committed, once=True)
+
+    def _committed(self, _session: Session) -> None:
+        self.released = True
+
+
 @asynccontextmanager
 async def upload_slot(
     database: Database,
@@ -86,28 +104,30 @@ async def upload_slot(
     limit: int,
     lifetime_seconds: float,
     quota_bytes: int | None = None,
-) -> AsyncIterator[None]:
+) -> AsyncIterator[Slot]:
     """Hold one of the user's ``limit`` slots while the block runs, or raise 429 at once (and
-    413 when the user's quota is used up already: no recording can fit)."""
-    slot = uuid.uuid4()
+    413 when the user's quota is used up already: no recording can fit). Freed at the end,
+    unless ``Slot.release_with`` freed it already."""
+    slot = Slot(uuid.uuid4())
 
     def take(session: Session) -> None:
         check_admission(session, user_id, limit)
         check_quota(session, user_id, quota_bytes, adding=1)
         expires_at = utc_now() + timedelta(seconds=lifetime_seconds)
-        session.add(UploadInFlight(id=slot, user_id=user_id, expires_at=expires_at))
+        session.add(UploadInFlight(id=slot.id, user_id=user_id, expires_at=expires_at))
 
     await database.run(take)
     try:
-        yield
+        yield slot
     finally:
         # If the database is down now, the row expires instead.
         with anyio.CancelScope(shield=True), suppress(DependencyUnavailable):
-            await database.run(
-                lambda session: session.execute(
-                    delete(UploadInFlight).where(UploadInFlight.id == slot)
+            if not slot.released:
+                await database.run(
+                    lambda session: session.execute(
+                        delete(UploadInFlight).where(UploadInFlight.id == slot.id)
+                    )
                 )
-            )
 
 
 def stored_bytes(session: Session, user_id: uuid.UUID) -> int:

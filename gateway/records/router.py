@@ -1,4 +1,5 @@
 import uuid
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Annotated
 
@@ -29,7 +30,7 @@ from gateway.errors import (
     UploadTimeout,
     UploadTooLarge,
 )
-from gateway.fair_use import QuotaExceeded, TooManyUploads, upload_slot
+from gateway.fair_use import QuotaExceeded, Slot, TooManyUploads, upload_slot
 from gateway.jobs import service as jobs_service
 from gateway.jobs.links import job_out, job_url
 from gateway.jobs.schemas import JobOut
@@ -180,10 +181,19 @@ async def add_record(
             try:
                 if respond_async(request):
                     return await _submit_job(
-                        request, settings, database, store, source, target, claimed
+                        request, settings, database, store, source, target, claimed, admission.slot
                     )
                 return await _convert(
-                    request, settings, database, store, transcoder, metrics, source, target, claimed
+                    request,
+                    settings,
+                    database,
+                    store,
+                    transcoder,
+                    metrics,
+                    source,
+                    target,
+                    claimed,
+                    admission.slot,
                 )
             except BaseException:
                 if claimed is not None:
@@ -202,6 +212,7 @@ class _Admission:
         self.request, self.settings, self.database, self.held = request, settings, database, held
         self.header_token = bearer_token(request)
         self.admitted: uuid.UUID | None = None
+        self.slot: Slot | None = None
 
     async def before_the_file(self, fields: dict[str, str]) -> None:
         token = self.header_token or fields.get("token")
@@ -218,7 +229,7 @@ class _Admission:
     async def _admit(self, user_id: uuid.UUID, token: str | None) -> None:
         await check_credentials(self.database, user_id=user_id, token=token)
         settings = self.settings
-        await self.held.enter_async_context(
+        self.slot = await self.held.enter_async_context(
             upload_slot(
                 self.database,
                 user_id=user_id,
@@ -248,10 +259,10 @@ async def _convert(
     source: FileSource,
     target: Conversion,
     claimed: idempotency.Claimed | None,
+    slot: Slot | None,
 ) -> JSONResponse:
     def answered(session: Session, record: Record) -> None:
-        if claimed is not None:
-            claimed.record(session, _created(request, settings, record))
+        _with_the_answer(session, slot, claimed, lambda: _created(request, settings, record))
 
     record = await convert(
         source,
@@ -266,6 +277,20 @@ async def _convert(
     )
     metrics.stored_bytes.inc(record.size_bytes)
     return _created(request, settings, record)
+
+
+def _with_the_answer(
+    session: Session,
+    slot: Slot | None,
+    claimed: idempotency.Claimed | None,
+    answer: Callable[[], Response],
+) -> None:
+    """In the transaction that stores the record (or the job): the fair-use slot is freed (the
+    record or job counts from then on) and an idempotency key's answer is kept."""
+    if slot is not None:
+        slot.release_with(session)
+    if claimed is not None:
+        claimed.record(session, answer())
 
 
 def _form_user_id(value: str | None) -> uuid.UUID:
@@ -300,6 +325,7 @@ async def _submit_job(
     source: FileSource,
     target: Conversion,
     claimed: idempotency.Claimed | None,
+    slot: Slot | None,
 ) -> JSONResponse:
     await jobs_service.check_header(source, max_duration_seconds=settings.max_duration_seconds)
 
@@ -314,8 +340,7 @@ async def _submit_job(
         )
 
     def answered(session: Session, job: Job) -> None:
-        if claimed is not None:
-            claimed.record(session, accepted(job))
+        _with_the_answer(session, slot, claimed, lambda: accepted(job))
 
     job = await jobs_service.submit_file(
         source,

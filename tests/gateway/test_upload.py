@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, text
 
 from testkit.api import new_user, upload
 from testkit.gateways import Gateway, GatewayFactory, assert_nothing_stored
@@ -183,3 +184,36 @@ def test_file_names_with_control_characters_and_any_length_are_kept_safely(
     # A part header past the multipart parser's limit (4 KiB) is a malformed form, not a crash.
     huge = upload(client, user, pcm(0.1), filename="x" * 10_000 + ".wav", token=user["token"])
     assert_problem(huge, 422)
+
+
+def slots_held(gateway: Gateway, user_id: str) -> int:
+    """The user's rows in ``uploads_in_flight`` (the fair-use slots of uploads under way)."""
+    engine = create_engine(gateway.backend.database_url)
+    user = uuid.UUID(user_id).hex if engine.dialect.name == "sqlite" else user_id
+    try:
+        with engine.connect() as connection:
+            query = text("SELECT count(*) FROM uploads_in_flight WHERE user_id = :user")
+            return int(connection.execute(query, {"user": user}).scalar_one())
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("backend_name", ["postgres+s3", "sqlite+folder"])
+def test_an_uploads_slot_is_freed_with_its_record_and_also_when_the_insert_is_refused(
+    in_process_gateway: GatewayFactory, backend_name: str
+) -> None:
+    # Room for one MP3 of 1 s (about 17 kB), not two: the second is refused at the insert.
+    with (
+        in_process_gateway(backend_name, USER_QUOTA_BYTES="25000") as gateway,
+        gateway.client() as client,
+    ):
+        user = new_user(client)
+        stored = upload(client, user, pcm(1.0), token=user["token"])
+        assert stored.status_code == 201, stored.text
+        assert slots_held(gateway, user["id"]) == 0  # freed by the record's own commit
+        refused = upload(client, user, pcm(1.0), token=user["token"])
+        assert_problem(refused, 413)
+        assert refused.json()["type"].endswith("/quota-exceeded")
+        # Refused by the insert's quota check: the slot is freed on the way out instead.
+        assert slots_held(gateway, user["id"]) == 0
+        assert upload(client, user, pcm(0.1), token=user["token"]).status_code == 201
