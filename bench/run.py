@@ -34,7 +34,7 @@ from gateway.config import FolderStorage, S3Storage
 from gateway.config import Settings as GatewaySettings
 from gateway.models import Record
 from gateway.storage import ObjectStore, open_store, recording_key
-from servicekit import zerocopy
+from servicekit.supervisor import GATEWAY_UVICORN_OPTIONS
 from transcoder.config import Settings as TranscoderSettings
 
 MB = 1024 * 1024
@@ -232,7 +232,7 @@ def _start_gateway(
 ) -> Gateway:
     env = {**backend.env, "TRANSCODER_URL": transcoder_url}
     service = stack_.enter_context(
-        stack.uvicorn("gateway.main:create_app", env, extra=zerocopy.UVICORN_OPTIONS)
+        stack.uvicorn("gateway.main:create_app", env, extra=GATEWAY_UVICORN_OPTIONS)
     )
     client = stack_.enter_context(httpx.Client(base_url=service.url, timeout=HTTP_TIMEOUT))
     settings = GatewaySettings.model_validate({key.lower(): value for key, value in env.items()})

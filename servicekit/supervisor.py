@@ -19,10 +19,14 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from servicekit import zerocopy
 from servicekit.logs import configure_logging
 
 logger = logging.getLogger("servicekit.supervisor")  # not "__main__" under -m
+
+# uvicorn's options for the gateway, as every launcher of it passes them: its h11 protocol with
+# zero-copy downloads (servicekit/zerocopy.py). Named here, not imported from there: this
+# process only starts others, and that module brings uvicorn and Starlette (+8 MB).
+GATEWAY_UVICORN_OPTIONS = ("--http", "servicekit.zerocopy:ZeroCopyH11Protocol")
 
 # Above the servers' own --timeout-graceful-shutdown: their lifespan shutdown runs after it.
 SHUTDOWN_MARGIN_SECONDS = 5.0
@@ -56,7 +60,7 @@ def local_programs(environ: Mapping[str, str]) -> list[Program]:
         Program("transcoder", uvicorn("transcoder.main:create_app", "127.0.0.1", transcoder_port)),
         Program(
             "gateway",
-            uvicorn("gateway.main:create_app", host, port, *zerocopy.UVICORN_OPTIONS),
+            uvicorn("gateway.main:create_app", host, port, *GATEWAY_UVICORN_OPTIONS),
             env={"TRANSCODER_URL": transcoder_url},
         ),
     ]

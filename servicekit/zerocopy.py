@@ -22,8 +22,6 @@ from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 
 ZEROCOPY_SEND = "http.response.zerocopysend"
 BODY_MESSAGES = frozenset({"http.response.body", ZEROCOPY_SEND})
-# uvicorn's options for the protocol (every launcher of the gateway passes them).
-UVICORN_OPTIONS = ("--http", "servicekit.zerocopy:ZeroCopyH11Protocol")
 
 
 def offered(scope: Scope) -> bool:

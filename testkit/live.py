@@ -22,7 +22,7 @@ from typing import IO
 
 import httpx
 
-from servicekit import zerocopy
+from servicekit.supervisor import GATEWAY_UVICORN_OPTIONS
 
 GATEWAY_APP = "gateway.main:create_app"
 TRANSCODER_APP = "transcoder.main:create_app"
@@ -69,7 +69,7 @@ def running(
     port = port or free_port()
     command = [sys.executable, "-m", "uvicorn", app, "--factory", *uvicorn_args]
     if app == GATEWAY_APP:  # as every launcher runs it
-        command += zerocopy.UVICORN_OPTIONS
+        command += GATEWAY_UVICORN_OPTIONS
     command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     with contextlib.ExitStack() as files:
         sink = files.enter_context(output.open("ab")) if output is not None else None

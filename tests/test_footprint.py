@@ -75,3 +75,11 @@ def test_transcoder_loads_nothing_of_the_gateway_or_its_backends() -> None:
     assert loaded & {"gateway", "sqlalchemy", "alembic", "boto3", "botocore", "psycopg2"} == set()
     assert loaded & {"httpx", "standardwebhooks", "fastapi_offline", "rich", "client"} == set()
     assert "servicekit" in loaded
+
+
+def test_the_supervisor_of_make_run_loads_no_web_server_code() -> None:
+    # It only starts and watches the services: uvicorn, Starlette and FastAPI are theirs.
+    code = "import json, sys\nimport servicekit.supervisor\nprint(json.dumps(sorted(sys.modules)))"
+    loaded = {module.partition(".")[0] for module in json.loads(run_python(code))}
+    assert loaded & {"uvicorn", "starlette", "fastapi", "h11", "sqlalchemy", "numpy"} == set()
+    assert "servicekit" in loaded

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from servicekit import zerocopy
+from servicekit.supervisor import GATEWAY_UVICORN_OPTIONS
 from testkit.api import new_user
 from testkit.gateways import backend
 from testkit.live import GATEWAY_APP, LiveServer, free_port, launched, running
@@ -141,7 +141,7 @@ def test_a_client_gone_mid_file_and_a_file_shorter_than_its_row_end_only_their_c
 def span_server() -> Iterator[str]:
     """The protocol serving tests/fixtures/zerocopy_app.py."""
     app = "tests.fixtures.zerocopy_app:create_app"
-    with uvicorn(app, *zerocopy.UVICORN_OPTIONS) as server:
+    with uvicorn(app, *GATEWAY_UVICORN_OPTIONS) as server:
         yield server.url
 
 
