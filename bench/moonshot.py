@@ -14,7 +14,6 @@ peaks over the whole input), the part that a split leaves serial today. See docs
 
 import argparse
 import contextlib
-import itertools
 import json
 import os
 import shutil
@@ -34,7 +33,6 @@ from bench import quality
 from servicekit import wav
 from transcoder import join, lame, mp3
 from transcoder.config import Settings as TranscoderSettings
-from transcoder.crc16 import crc16_of_large
 
 DEFAULT_SECONDS = 600.0
 LONG_SECONDS = 3600.0
@@ -44,7 +42,6 @@ BLOCK_ALIGN = quality.CHANNELS * 2
 _BATCH_FRAMES = 64 * 1024  # PCM frames per lameenc call (about 1.5 s)
 TASKSET = shutil.which("taskset") or "taskset"
 X = "\u00d7"  # the multiplication sign, escaped for ruff's RUF001
-_SCAN_BYTES = 4 * 1024 * 1024
 _DECODE_BYTES = 8 * 1024 * 1024  # per read of each decoder's float output (a multiple of 8)
 
 
@@ -158,7 +155,7 @@ def encode_range(source: Path, start: int, end: int, out: Path, single: bool) ->
         file.write(pending + bytes(encoder.flush()))
         file.flush()
         encoded = time.monotonic()
-        lengths, crc = _frames(file, head)
+        lengths, crc = lame.scan(file, head, file.seek(0, os.SEEK_END))
         if single:
             file.seek(head)
             info = mp3.cbr_info_frame(
@@ -171,16 +168,6 @@ def encode_range(source: Path, start: int, end: int, out: Path, single: bool) ->
             file.seek(0)
             file.write(info)
     return Encoded(go, encoded, time.monotonic(), time.process_time() - cpu, len(lengths), crc)
-
-
-def _frames(file: IO[bytes], start: int) -> tuple[list[int], int]:
-    """The frame lengths from ``start`` to the end of ``file``, and their CRC-16."""
-    data = mp3.FileBytes(file)
-    offsets = mp3.cbr_frame_offsets(data, start)
-    crc = 0
-    for position in range(start, len(data), _SCAN_BYTES):
-        crc = crc16_of_large(data[position : position + _SCAN_BYTES], crc)
-    return [b - a for a, b in itertools.pairwise(offsets)], crc
 
 
 def analyse(source: Path) -> float:
@@ -415,11 +402,11 @@ def _crc_pass(path: Path) -> dict[str, Any]:
     with path.open("rb") as file:
         head = file.read(mp3.HEAD_BYTES)
         start = mp3.info_frame_length(head[:4])
-        lame = mp3.lame_tag_offset(head)
-        _, crc = _frames(file, start)
+        tag = mp3.lame_tag_offset(head)
+        _, crc = lame.scan(file, start, file.seek(0, os.SEEK_END))
     return {
         "seconds": time.monotonic() - started,
-        "matches": crc == int.from_bytes(head[lame + 32 : lame + 34], "big"),
+        "matches": crc == int.from_bytes(head[tag + 32 : tag + 34], "big"),
     }
 
 

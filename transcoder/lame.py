@@ -15,7 +15,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 import lameenc
 
@@ -160,7 +160,7 @@ class _Stream:
         end = out.seek(0, 2)
         out.seek(start)
         first = out.read(4)
-        lengths, music_crc = _scan(out, start, end)
+        lengths, music_crc = scan(out, start, end)
         coded = len(lengths) * mp3.parse_frame_header(first).samples_per_frame
         info = mp3.cbr_info_frame(
             first,
@@ -174,9 +174,9 @@ class _Stream:
         out.flush()
 
 
-def _scan(out: BinaryIO, start: int, end: int) -> tuple[list[int], int]:
-    """The frame lengths and the CRC of the audio frames in ``out[start:end]``, read a few MiB
-    at a time."""
+def scan(out: IO[bytes], start: int, end: int) -> tuple[list[int], int]:
+    """The frame lengths and the CRC of the audio frames in ``out[start:end]`` (``end``: the
+    end of the file), read a MiB at a time."""
     lengths: list[int] = []
     crc = 0
     position = start  # the next frame's start
