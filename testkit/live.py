@@ -60,15 +60,17 @@ def running(
     port: int | None = None,
     output: Path | None = None,
     uvicorn_args: Sequence[str] = (),
+    plain: bool = False,
 ) -> Iterator[LiveServer]:
     """Like ``serve``, yielding the URL and the server's process id.
 
     ``port``: listen there instead of on a free port. ``output``: append stdout and stderr there.
-    ``uvicorn_args``: more options for uvicorn (``--timeout-graceful-shutdown 5``).
+    ``uvicorn_args``: more options for uvicorn (``--timeout-graceful-shutdown 5``). ``plain``:
+    the gateway on uvicorn's own protocol, not the zero-copy one every launcher gives it.
     """
     port = port or free_port()
     command = [sys.executable, "-m", "uvicorn", app, "--factory", *uvicorn_args]
-    if app == GATEWAY_APP:  # as every launcher runs it
+    if app == GATEWAY_APP and not plain:  # as every launcher runs it
         command += GATEWAY_UVICORN_OPTIONS
     command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     with contextlib.ExitStack() as files:

@@ -3,10 +3,8 @@ MP3s with sendfile(2) under ``ZeroCopyH11Protocol``, byte for byte what the stre
 and the protocol itself keeps HTTP's framing whatever the app asks of it."""
 
 import contextlib
-import os
 import random
 import socket
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,13 +15,14 @@ import pytest
 from servicekit.supervisor import GATEWAY_UVICORN_OPTIONS
 from testkit.api import new_user
 from testkit.gateways import backend
-from testkit.live import GATEWAY_APP, LiveServer, free_port, launched, running
+from testkit.live import GATEWAY_APP, LiveServer, running
 from testkit.procfs import bytes_written, is_running
 from testkit.s3 import S3Endpoint
 from testkit.wavcorpus import pcm
 
 # Two minutes of mono at 320 kbit/s: a 4.8 MB MP3, more than loopback's socket buffers hold.
 WAV = pcm(120.0, 44100, 1)
+SPAN_APP = "tests.fixtures.zerocopy_app:create_app"
 
 
 @contextlib.contextmanager
@@ -40,11 +39,7 @@ def folder_gateway(
     with backend("sqlite+folder", postgres_url=postgres_url, s3_endpoint=s3_endpoint) as chosen:
         env = {"TRANSCODER_URL": transcoder_url, **chosen.settings}
         objects = Path(chosen.settings["STORAGE_URL"].removeprefix("file://"))
-        if zero_copy:
-            launch = running(GATEWAY_APP, env, output=output)
-        else:
-            launch = uvicorn(GATEWAY_APP, env=env)
-        with launch as server:
+        with running(GATEWAY_APP, env, output=output, plain=not zero_copy) as server:
             yield server, objects
 
 
@@ -140,8 +135,7 @@ def test_a_client_gone_mid_file_and_a_file_shorter_than_its_row_end_only_their_c
 @pytest.fixture(scope="module")
 def span_server() -> Iterator[str]:
     """The protocol serving tests/fixtures/zerocopy_app.py."""
-    app = "tests.fixtures.zerocopy_app:create_app"
-    with uvicorn(app, *GATEWAY_UVICORN_OPTIONS) as server:
+    with running(SPAN_APP, {}, uvicorn_args=GATEWAY_UVICORN_OPTIONS) as server:
         yield server.url
 
 
@@ -187,16 +181,6 @@ def test_the_protocol_sends_the_span_asked_for_framed_as_http_wants(
         assert again.content == content[:3]
 
 
-def test_without_the_protocol_the_extension_is_not_offered(span_server: str) -> None:
-    with uvicorn("tests.fixtures.zerocopy_app:create_app") as plain:
+def test_without_the_protocol_the_extension_is_not_offered() -> None:
+    with running(SPAN_APP, {}) as plain:
         assert httpx.get(f"{plain.url}/file", params={"path": "/dev/null"}).status_code == 501
-
-
-@contextlib.contextmanager
-def uvicorn(app: str, *options: str, env: dict[str, str] | None = None) -> Iterator[LiveServer]:
-    """``app`` under uvicorn with ``options`` only (not the ones ``running`` adds)."""
-    port = free_port()
-    command = [sys.executable, "-m", "uvicorn", app, "--factory", *options]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-    with launched(command, f"http://127.0.0.1:{port}", env={**os.environ, **(env or {})}) as server:
-        yield server
