@@ -100,7 +100,7 @@ class Peaks:
         }
 
 
-def _merge_pairs(data: Int16Array) -> Int16Array:
+def _merge_pairs(data: Int8Array) -> Int8Array:
     """An even number of pixels merged two by two."""
     shaped = data.reshape(data.shape[0] // 2, 2, *data.shape[1:])
     merged = np.empty((shaped.shape[0], *data.shape[1:]), dtype=data.dtype)
@@ -122,7 +122,8 @@ class PeaksBuilder:
         wanted = -(-(expected_frames or 0) // MAX_STORED_PIXELS)
         self.samples_per_pixel = max(MIN_SAMPLES_PER_PIXEL, wanted)
         self.frames = 0
-        self._pixels = np.empty((MAX_STORED_PIXELS, channels, 2), dtype=np.int16)
+        # Stored as the 8-bit values already (min and max commute with the map): 4 MiB at most.
+        self._pixels = np.empty((MAX_STORED_PIXELS, channels, 2), dtype=np.int8)
         self._length = 0
         self._partial = np.empty((channels, 2), dtype=np.int16)
         self._partial_frames = 0
@@ -165,7 +166,8 @@ class PeaksBuilder:
         self._partial_frames += len(frames)
 
     def _store(self, pixels: Int16Array) -> None:
-        self._pixels[self._length : self._length + len(pixels)] = pixels
+        # Floor division by 256 maps int16 onto int8, monotonically.
+        self._pixels[self._length : self._length + len(pixels)] = (pixels >> 8).astype(np.int8)
         self._length += len(pixels)
 
     def _coarsen(self) -> None:
@@ -173,7 +175,8 @@ class PeaksBuilder:
         the first half of the unfinished pixel (which held fewer than the old spp frames)."""
         length, spp = self._length, self.samples_per_pixel
         if length % 2:
-            last = self._pixels[length - 1].copy()
+            # Back to 16 bits: v << 8 maps back onto v, so min and max with it stay exact.
+            last = self._pixels[length - 1].astype(np.int16) << 8
             if self._partial_frames:
                 last[:, 0] = np.minimum(last[:, 0], self._partial[:, 0])
                 last[:, 1] = np.maximum(last[:, 1], self._partial[:, 1])
@@ -192,6 +195,4 @@ class PeaksBuilder:
             if self._partial_frames:
                 self._store(self._partial[None].copy())
                 self._partial_frames = 0
-        data = self._pixels[: self._length]
-        # Floor division by 256 maps int16 onto int8, monotonically.
-        return Peaks(self.sample_rate, self.samples_per_pixel, (data >> 8).astype(np.int8))
+        return Peaks(self.sample_rate, self.samples_per_pixel, self._pixels[: self._length])

@@ -8,7 +8,7 @@ samples ffmpeg's decoder yields (checked in tests/transcoder/test_mp3.py against
 import dataclasses
 import os
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import IO
 
@@ -318,7 +318,7 @@ def _info_frame_header(first_header: bytes) -> tuple[bytes, int]:
 
 def cbr_info_frame(
     first_header: bytes,
-    frame_lengths: list[int],
+    frame_lengths: Sequence[int],
     *,
     encoder_delay: int,
     padding: int,
