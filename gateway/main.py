@@ -26,7 +26,7 @@ from gateway.web.router import install_web
 from gateway.webhooks.router import router as webhooks_router
 from servicekit import __version__
 from servicekit.logs import configure_logging
-from servicekit.malloc import limit_arenas
+from servicekit.malloc import tune_malloc
 from servicekit.problems import install_problem_handlers
 from servicekit.scratch import claim_scratch
 
@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None, *, resources: Resources | None 
     """Build the app. The lifespan opens its resources (and closes them), unless ``resources``
     come prebuilt: then they are used as they are, and their owner closes them."""
     # httpx logs every call at INFO with its full URL; the access lines already say what happened.
-    limit_arenas()  # before any thread allocates: servicekit.malloc says why
+    tune_malloc()  # before any thread allocates: servicekit.malloc says why
     configure_logging(quiet=["httpx"])
     if resources is not None:
         settings = resources.settings

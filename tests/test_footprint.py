@@ -83,3 +83,31 @@ def test_the_supervisor_of_make_run_loads_no_web_server_code() -> None:
     loaded = {module.partition(".")[0] for module in json.loads(run_python(code))}
     assert loaded & {"uvicorn", "starlette", "fastapi", "h11", "sqlalchemy", "numpy"} == set()
     assert "servicekit" in loaded
+
+
+# --- malloc -----------------------------------------------------------------------------------
+
+MAPPED_AFTER_A_LARGER_FREE = """
+    import ctypes, sys
+    from servicekit.malloc import tune_malloc
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd",
+            "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+    libc = ctypes.CDLL(None)
+    libc.mallinfo2.restype = MallInfo2
+    tuned = {tuned} and tune_malloc()
+    freed = bytearray(8 << 20)
+    del freed  # a mapped block freed: glibc's default threshold rises to its size
+    before = libc.mallinfo2().hblks
+    block = bytearray(2 << 20)
+    print(tuned, libc.mallinfo2().hblks - before)
+"""
+
+
+def test_the_services_malloc_maps_large_buffers_even_after_larger_ones_were_freed() -> None:
+    # servicekit.malloc: with glibc's sliding threshold the 2 MiB block would come from the heap.
+    assert run_python(MAPPED_AFTER_A_LARGER_FREE.format(tuned=False)).split() == ["False", "0"]
+    assert run_python(MAPPED_AFTER_A_LARGER_FREE.format(tuned=True)).split() == ["True", "1"]

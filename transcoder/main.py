@@ -27,7 +27,7 @@ from servicekit import __version__
 from servicekit.audio_options import CBR_KBPS, TEXT_FIELDS, AudioOptions
 from servicekit.errors import ServiceError
 from servicekit.logs import configure_logging
-from servicekit.malloc import limit_arenas
+from servicekit.malloc import tune_malloc
 from servicekit.problems import PROBLEM_JSON, install_problem_handlers, problem_response
 from servicekit.scratch import claim_scratch
 from servicekit.transcoded import (
@@ -76,7 +76,7 @@ class Resources:
 
 def create_app(settings: Settings | None = None, *, resources: Resources | None = None) -> FastAPI:
     """Build the app; settings come from the environment unless given (or ``resources``)."""
-    limit_arenas()  # before any thread allocates: servicekit.malloc says why
+    tune_malloc()  # before any thread allocates: servicekit.malloc says why
     configure_logging()
     if resources is None:
         resources = Resources.build(settings or Settings())
