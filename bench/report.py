@@ -409,12 +409,13 @@ def _download_notes(results: dict[str, Any]) -> list[str]:
         " draft PR #2840 would add `pathsend`), so the gateway runs uvicorn's h11 protocol"
         " with ASGI's `http.response.zerocopysend` added (`servicekit/zerocopy.py`, `--http"
         " servicekit.zerocopy:ZeroCopyH11Protocol`): a folder download, whole or a range,"
-        " leaves by `loop.sendfile`; an S3 download, or any download under another server,"
-        " is streamed through Python. In-process store read: the gateway's own store code"
-        " (`open_range`) in the benchmark process, no HTTP and no client (for the folder a"
-        " copy from the page cache; for S3 a boto3 read from moto), the figure this row was"
-        " judged against before. moto keeps objects in memory and is slower than MinIO, so the"
-        " S3 row compares against a slow backend.",
+        " leaves by `loop.sendfile`; an S3 download is relayed by one worker thread that"
+        " reads the object and writes the socket (`riffle.response.relay`, the same module)"
+        " instead of a thread hop and an event-loop write per chunk. In-process store read:"
+        " the gateway's own store code (`open_range`) in the benchmark process, no HTTP and"
+        " no client (for the folder a copy from the page cache; for S3 a boto3 read from"
+        " moto), the figure this row was judged against before. moto keeps objects in memory"
+        " and is slower than MinIO, so the S3 row compares against a slow backend.",
     ]
 
 

@@ -4,7 +4,7 @@ from contextlib import AsyncExitStack
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 from starlette.requests import ClientDisconnect
 
@@ -408,7 +408,9 @@ async def download_record(
             file, offset=first, count=last - first + 1, status_code=status_code, headers=headers
         )
     body = await service.open_object(store, record, first, last)
-    return StreamingResponse(body, status_code=status_code, headers=headers)
+    return zerocopy.RelayResponse(
+        body, count=last - first + 1, status_code=status_code, headers=headers
+    )
 
 
 @router.get("/record/peaks", **docs.PEAKS)

@@ -1,8 +1,11 @@
-"""Zero-copy downloads (servicekit/zerocopy.py), on live servers: the gateway's folder store sends
-MP3s with sendfile(2) under ``ZeroCopyH11Protocol``, byte for byte what the streamed path sends;
-and the protocol itself keeps HTTP's framing whatever the app asks of it."""
+"""Fast downloads (servicekit/zerocopy.py), on live servers: the gateway's folder store sends
+MP3s with sendfile(2) under ``ZeroCopyH11Protocol``, byte for byte what the streamed path sends,
+and its S3 store relays them from one worker thread; the protocol itself keeps HTTP's framing
+whatever the app asks of it, and lets go of a client that stops reading a relay."""
 
+import base64
 import contextlib
+import hashlib
 import random
 import socket
 import time
@@ -132,6 +135,31 @@ def test_a_client_gone_mid_file_and_a_file_shorter_than_its_row_end_only_their_c
     assert "Traceback" not in logs.read_text()
 
 
+def test_s3_downloads_through_the_relay_are_the_stored_mp3_whole_and_in_ranges(
+    postgres_url: str, s3_endpoint: S3Endpoint, transcoder_url: str
+) -> None:
+    with backend("postgres+s3", postgres_url=postgres_url, s3_endpoint=s3_endpoint) as chosen:
+        env = {"TRANSCODER_URL": transcoder_url, **chosen.settings}
+        with (
+            running(GATEWAY_APP, env) as server,
+            httpx.Client(base_url=server.url, timeout=60) as client,
+        ):
+            url, first = stored_mp3(client)
+            size = len(first)
+            digest = base64.b64encode(hashlib.sha256(first).digest()).decode()
+            whole = client.get(url)
+            assert whole.headers["Repr-Digest"] == f"sha-256=:{digest}:"  # the stored bytes
+            assert whole.content == first
+            assert whole.headers["Content-Length"] == str(size)
+            for asked, start, end in [("bytes=0-0", 0, 0), ("bytes=1000-2000999", 1000, 2000999)]:
+                part = client.get(url, headers={"Range": asked})
+                assert part.status_code == 206
+                assert part.content == first[start : end + 1]
+            assert client.head(url).content == b""
+            # Still in step: another request on the same connection after the relays.
+            assert client.get(url, headers={"Range": "bytes=0-3"}).content == first[:4]
+
+
 @pytest.fixture(scope="module")
 def span_server() -> Iterator[str]:
     """The protocol serving tests/fixtures/zerocopy_app.py."""
@@ -184,3 +212,76 @@ def test_the_protocol_sends_the_span_asked_for_framed_as_http_wants(
 def test_without_the_protocol_the_extension_is_not_offered() -> None:
     with running(SPAN_APP, {}) as plain:
         assert httpx.get(f"{plain.url}/file", params={"path": "/dev/null"}).status_code == 501
+
+
+@pytest.fixture(scope="module")
+def plain_span_server() -> Iterator[str]:
+    """uvicorn's own protocol serving the same app: no extension offered."""
+    with running(SPAN_APP, {}) as server:
+        yield server.url
+
+
+@pytest.mark.parametrize("relayed", [True, False], ids=["relayed", "streamed"])
+@pytest.mark.parametrize(
+    ("query", "wanted"),
+    [
+        ({"count": 3_000_000}, slice(None)),
+        ({"count": 1_000_000, "give": 3_000_000}, slice(1_000_000)),
+        ({"count": 0}, slice(0)),
+    ],
+    ids=["whole", "more-given-than-counted", "empty"],
+)
+def test_a_relay_sends_the_count_asked_for_framed_as_http_wants(
+    span_server: str,
+    plain_span_server: str,
+    random_file: tuple[Path, bytes],
+    relayed: bool,
+    query: dict[str, int],
+    wanted: slice,
+) -> None:
+    path, content = random_file
+    url = span_server if relayed else plain_span_server
+    with httpx.Client(base_url=url, timeout=30) as client:
+        response = client.get("/relay", params={"path": str(path), **query})
+        assert response.status_code == 200
+        assert response.content == content[wanted]
+        assert response.headers["Content-Length"] == str(query["count"])
+        head = client.head("/relay", params={"path": str(path), **query})
+        assert (head.status_code, head.content) == (200, b"")
+        again = client.get("/relay", params={"path": str(path), "count": 3})
+        assert again.content == content[:3]
+
+
+def test_a_relay_whose_chunks_end_short_ends_only_its_connection(
+    span_server: str, random_file: tuple[Path, bytes]
+) -> None:
+    path, content = random_file
+    short: dict[str, str | int] = {"path": str(path), "count": 3_000_000, "give": 100_000}
+    with httpx.Client(base_url=span_server, timeout=10) as client:
+        with pytest.raises(httpx.RemoteProtocolError):
+            client.get("/relay", params=short)
+        assert client.get("/relay", params={"path": str(path), "count": 5}).content == content[:5]
+
+
+def test_a_client_that_stops_reading_a_relay_is_let_go_after_the_stall_bound(
+    span_server: str, random_file: tuple[Path, bytes]
+) -> None:
+    path, _ = random_file
+    host, port = span_server.removeprefix("http://").split(":")
+    count = 200_000_000  # far more than the socket buffers on both sides hold
+    target = f"/relay?path={path}&count={count}&stall=1"
+    with socket.create_connection((host, int(port)), timeout=15) as raw:
+        raw.sendall(f"GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        received = len(head := raw.recv(65536))
+        assert head.startswith(b"HTTP/1.1 200 "), head[:200]
+        time.sleep(3)  # reads nothing: the buffers fill, the relay waits 1 s and gives up
+        while chunk := raw.recv(1 << 20):  # what the buffers held, then the end: no hang
+            received += len(chunk)
+    assert received < count / 4
+    # A client that reads on gets every byte of the same relay: the stall was what ended it.
+    asked: dict[str, str | int] = {"path": str(path), "count": count}
+    with (
+        httpx.Client(base_url=span_server, timeout=10) as client,
+        client.stream("GET", "/relay", params=asked) as whole,
+    ):
+        assert sum(len(chunk) for chunk in whole.iter_raw(1 << 20)) == count
