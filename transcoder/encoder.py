@@ -73,8 +73,8 @@ class Encoder:
     ffmpeg: str
     bitrate: str
     timeout_seconds: float
-    # PCM at least this long is encoded by ffmpeg as two segments at once (transcoder/parallel.py);
-    # None: never (the default: each segment gives up LAME's bit reservoir).
+    # PCM at least this long is encoded as two segments at once, joined keeping LAME's bit
+    # reservoir (transcoder/parallel.py); None: never (the service sets it from its settings).
     parallel_min_seconds: float | None = None
     # 16-bit PCM to CBR is encoded in this process (transcoder/lame.py); False: always ffmpeg.
     in_process: bool = True
