@@ -37,6 +37,15 @@ def tree_pids(root: int, table: Mapping[int, tuple[int, int]]) -> list[int]:
     return found
 
 
+def resident_mb(roots: Mapping[str, int]) -> dict[str, float]:
+    """RSS of each named tree now, and ``total``, their sum (MB)."""
+    table = _stat_table()
+    now = {
+        name: sum(table[pid][1] for pid in tree_pids(root, table)) for name, root in roots.items()
+    }
+    return _mb(now, sum(now.values()))
+
+
 def pss_bytes(pid: int) -> int:
     """Proportional set size of one process (0 if it has gone)."""
     try:

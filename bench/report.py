@@ -265,6 +265,7 @@ def render(results: dict[str, Any]) -> str:
     for name in GATEWAYS:
         cells = [f"{row['paths'][name]['peak_pss_mb']['total']:.0f}" for row in single]
         lines.append(f"| total PSS, {PATH_NAMES[name]} | " + " | ".join(cells) + " |")
+    lines += _at_rest_lines(results)
     lines += [
         "",
         "## Concurrency (uploads of one clip through the gateway)",
@@ -452,6 +453,25 @@ def _quality_lines(results: dict[str, Any]) -> list[str]:
             f"| {'yes' if row['samples_equal'] else '**no**'} | {same} |"
         )
     return lines
+
+
+def _at_rest_lines(results: dict[str, Any]) -> list[str]:
+    """The services' RSS after the warm-up, before any measured upload (older runs have none)."""
+    at_rest = results.get("at_rest_rss_mb")
+    if not at_rest:
+        return []
+    transcoder = at_rest["transcoder"]
+    sums = [
+        f"{transcoder + at_rest[name]:.0f} MB with the gateway on {BACKENDS[name]}"
+        f" ({at_rest[name]:.0f})"
+        for name in GATEWAYS
+        if name in at_rest
+    ]
+    return [
+        "",
+        f"At rest, after the warm-up and before the first measured upload, the transcoder holds"
+        f" {transcoder:.0f} MB and the pair {', '.join(sums)}: the floor under every peak above.",
+    ]
 
 
 def _peak_cell(row: dict[str, Any], name: str) -> str:

@@ -29,7 +29,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from bench import machine, measure, quality, report, sendfile_server, stack, wavfiles
-from bench.procmem import Sampler, Window
+from bench.procmem import Sampler, Window, resident_mb
 from gateway.config import FolderStorage, S3Storage
 from gateway.config import Settings as GatewaySettings
 from gateway.models import Record
@@ -182,6 +182,7 @@ def run(plan: Plan, *, quick: bool) -> dict[str, Any]:
         )
         sampler = stack_.enter_context(Sampler())
 
+        at_rest = _warm_up(wavs, transcoder, transcoder_client, gateways)
         single = _single_file_runs(
             plan, wavs, ffmpeg, workdir, transcoder, transcoder_client, gateways, sampler
         )
@@ -220,6 +221,7 @@ def run(plan: Plan, *, quick: bool) -> dict[str, Any]:
                 ),
                 "runs": {f"{seconds:g}": runs for seconds, runs in plan.runs.items()},
             },
+            "at_rest_rss_mb": at_rest,
             "single": single,
             "quality": quality_rows,
             "concurrency": concurrency,
@@ -241,6 +243,23 @@ def _start_gateway(
     return Gateway(backend, service, client, measure.create_user(client), store, settings)
 
 
+def _warm_up(
+    wavs: dict[float, Path],
+    transcoder: stack.Service,
+    transcoder_client: httpx.Client,
+    gateways: list[Gateway],
+) -> dict[str, float]:
+    """First requests pay for connections and lazy imports; they are not measured. Returns each
+    service's RSS after them, before any measured upload: the floor under the memory rows."""
+    smallest = wavs[min(wavs)]
+    measure.transcode(transcoder_client, smallest, min(wavs))
+    for gateway in gateways:
+        measure.upload(gateway.client, gateway.user, smallest, min(wavs))
+    roots = {"transcoder": transcoder.pid}
+    roots |= {f"gateway {gateway.backend.name}": gateway.service.pid for gateway in gateways}
+    return resident_mb(roots)
+
+
 def _single_file_runs(
     plan: Plan,
     wavs: dict[float, Path],
@@ -251,12 +270,6 @@ def _single_file_runs(
     gateways: list[Gateway],
     sampler: Sampler,
 ) -> list[dict[str, Any]]:
-    # Warm-up: first requests pay for connections and lazy imports; they are not measured.
-    smallest = wavs[min(wavs)]
-    measure.transcode(transcoder_client, smallest, min(wavs))
-    for gateway in gateways:
-        measure.upload(gateway.client, gateway.user, smallest, min(wavs))
-
     table = []
     for seconds, runs in sorted(plan.runs.items()):
         _log(f"{seconds:g} s file: {runs} run(s) of each path")
