@@ -237,5 +237,9 @@ class ZeroCopyH11Protocol(H11Protocol):
         if cycle is not None:
             cycle.__class__ = ZeroCopyCycle
             extensions: dict[str, Any] = dict(cycle.scope.get("extensions") or {})
-            cycle.scope["extensions"] = {**extensions, ZEROCOPY_SEND: {}, RELAY_SEND: {}}
+            extensions[ZEROCOPY_SEND] = {}  # asyncio's sendfile itself copies under TLS
+            if self.transport.get_extra_info("sslcontext") is None:
+                # Under TLS the bytes must pass through the SSL transport, not the bare socket.
+                extensions[RELAY_SEND] = {}
+            cycle.scope["extensions"] = extensions
         self._cycle = cycle  # type: ignore[assignment]  # None before the first request, as in uvicorn

@@ -5,20 +5,29 @@ whatever the app asks of it, and lets go of a client that stops reading a relay.
 
 import base64
 import contextlib
+import datetime
 import hashlib
 import random
 import socket
+import ssl
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from ipaddress import IPv4Address
 from pathlib import Path
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from servicekit.supervisor import GATEWAY_UVICORN_OPTIONS
 from testkit.api import new_user
 from testkit.gateways import backend
-from testkit.live import GATEWAY_APP, LiveServer, running
+from testkit.live import GATEWAY_APP, LiveServer, free_port, running, wait_until
 from testkit.procfs import bytes_written, is_running
 from testkit.s3 import S3Endpoint
 from testkit.wavcorpus import pcm
@@ -285,3 +294,78 @@ def test_a_client_that_stops_reading_a_relay_is_let_go_after_the_stall_bound(
         client.stream("GET", "/relay", params=asked) as whole,
     ):
         assert sum(len(chunk) for chunk in whole.iter_raw(1 << 20)) == count
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A key and a certificate for 127.0.0.1, made here."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(IPv4Address("127.0.0.1"))]), False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    key_path, cert_path = directory / "key.pem", directory / "cert.pem"
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    return key_path, cert_path
+
+
+def test_under_tls_a_relay_is_streamed_through_the_tls_transport(
+    tmp_path: Path, random_file: tuple[Path, bytes]
+) -> None:
+    # Written to the bare socket, the relay would send plaintext inside a TLS connection.
+    path, content = random_file
+    key, cert = self_signed(tmp_path)
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", SPAN_APP, "--factory", *GATEWAY_UVICORN_OPTIONS]
+    command += ["--ssl-keyfile", str(key), "--ssl-certfile", str(cert)]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    with (
+        subprocess_server(command) as process,
+        httpx.Client(
+            base_url=f"https://127.0.0.1:{port}", verify=trusting(cert), timeout=10
+        ) as client,
+    ):
+        wait_until(lambda: answers(client, process), what="the TLS server to answer")
+        relayed = client.get("/relay", params={"path": str(path), "count": len(content)})
+        assert relayed.content == content
+        sent = client.get("/file", params={"path": str(path), "length": len(content)})
+        assert sent.content == content  # sendfile under TLS: asyncio copies through TLS itself
+
+
+def trusting(cert: Path) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(cert))
+
+
+@contextlib.contextmanager
+def subprocess_server(command: list[str]) -> Iterator["subprocess.Popen[bytes]"]:
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield process
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def answers(client: httpx.Client, process: "subprocess.Popen[bytes]") -> bool:
+    assert process.poll() is None, "the server exited"
+    try:
+        return client.get("/healthz").status_code == 200
+    except httpx.TransportError:
+        return False
