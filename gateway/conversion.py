@@ -139,19 +139,7 @@ async def convert(
             bitrate=mp3.bitrate,
             **audio_columns(mp3),
         )
-        await anyio.to_thread.run_sync(
-            lambda: store.put_file(
-                record.object_key,
-                mp3.path,
-                content_type=MP3_CONTENT_TYPE,
-                metadata={"original-filename": quote(record.original_filename)},
-            )
-        )
-        try:
-            await _put_peaks(store, object_key, mp3.peaks, workdir)
-        except BaseException:
-            await _delete_objects(store, [record.object_key])
-            raise
+        await _put_objects(store, record, mp3, workdir)
     try:
         return await database.run(lambda session: _insert(session, record, quota_bytes, also))
     except BaseException:
@@ -171,15 +159,39 @@ def audio_columns(mp3: Transcoded) -> dict[str, Any]:
     }
 
 
-async def _put_peaks(store: ObjectStore, object_key: str, peaks: bytes, workdir: Path) -> None:
-    """Store the waveform peaks (audiowaveform .dat) beside the MP3."""
-    path = workdir / "peaks.dat"
-    await anyio.to_thread.run_sync(path.write_bytes, peaks)
-    await anyio.to_thread.run_sync(
-        lambda: store.put_file(
-            peaks_key(object_key), path, content_type=PEAKS_CONTENT_TYPE, metadata={}
-        )
-    )
+async def _put_objects(store: ObjectStore, record: Record, mp3: Transcoded, workdir: Path) -> None:
+    """Store the MP3 and its waveform peaks (audiowaveform .dat) side by side, two requests in
+    flight on S3; if either fails, neither stays, and the first failure is raised."""
+    assert record.peaks_key is not None  # convert's record has one
+    peaks = workdir / "peaks.dat"
+    await anyio.to_thread.run_sync(peaks.write_bytes, mp3.peaks)
+    original = {"original-filename": quote(record.original_filename)}
+    objects = [
+        (record.object_key, mp3.path, MP3_CONTENT_TYPE, original),
+        (record.peaks_key, peaks, PEAKS_CONTENT_TYPE, {}),
+    ]
+    stored: list[str] = []
+    failures: list[Exception] = []
+
+    async def put(key: str, path: Path, content_type: str, metadata: dict[str, str]) -> None:
+        try:
+            await anyio.to_thread.run_sync(
+                lambda: store.put_file(key, path, content_type=content_type, metadata=metadata)
+            )
+        except Exception as error:  # raised below, once both puts have ended
+            failures.append(error)
+        else:
+            stored.append(key)
+
+    try:
+        async with anyio.create_task_group() as group:
+            for key, path, content_type, metadata in objects:
+                group.start_soon(put, key, path, content_type, metadata)
+        if failures:
+            raise failures[0]
+    except BaseException:
+        await _delete_objects(store, stored)
+        raise
 
 
 async def _delete_objects(store: ObjectStore, keys: list[str]) -> None:
