@@ -3,6 +3,7 @@ PCM), measured on both encode paths (in-process: numpy on the PCM; ffmpeg: in th
 run); the same on the split path as on one pass."""
 
 import asyncio
+import itertools
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,7 +12,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from servicekit.peaks import MIN_SAMPLES_PER_PIXEL, Peaks
+from servicekit import peaks as peaks_module
+from servicekit.peaks import MIN_SAMPLES_PER_PIXEL, Peaks, PeaksBuilder
 from testkit import audiotags, wavcorpus
 from transcoder import encoder, join, parallel
 
@@ -205,3 +207,29 @@ def test_the_in_process_path_measures_what_the_ffmpeg_path_does(tmp_path: Path) 
     assert theirs.loudness.true_peak_dbtp is not None
     assert ours.loudness.integrated_lufs == pytest.approx(theirs.loudness.integrated_lufs, abs=0.1)
     assert ours.loudness.true_peak_dbtp == pytest.approx(theirs.loudness.true_peak_dbtp, abs=0.2)
+
+
+@pytest.mark.parametrize("stored", [1001, 4099])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_peaks_that_coarsen_as_the_pcm_goes_on_are_exactly_the_blocks_min_and_max(
+    monkeypatch: pytest.MonkeyPatch, channels: int, stored: int
+) -> None:
+    # Few stored pixels, so that a few seconds coarsen several times, an odd pixel each time.
+    monkeypatch.setattr(peaks_module, "MAX_STORED_PIXELS", stored)
+    rng = np.random.default_rng(5)
+    frames = 44100 * 3 + 7
+    # Noise under an envelope that changes every few hundred samples: pixels differ in reach.
+    envelope = np.repeat(rng.uniform(0.0, 1.0, frames // 300 + 1), 300)[:frames, None]
+    noise = rng.uniform(-32768.0, 32767.0, (frames, channels))
+    pcm = (noise * envelope).astype(np.int16)
+    builder = PeaksBuilder(channels, 44100)  # no length declared, as a streamed WAV
+    raw, start = pcm.tobytes(), 0
+    for size in itertools.cycle([1, 4093, 65536, 333]):  # pieces that split frames and pixels
+        if start >= len(raw):
+            break
+        builder.feed(raw[start : start + size])
+        start += size
+    peaks = builder.finish()
+    assert peaks.samples_per_pixel > MIN_SAMPLES_PER_PIXEL  # it did coarsen
+    assert peaks.length <= stored
+    assert_peaks_of(peaks, pcm)
