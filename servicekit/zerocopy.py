@@ -32,11 +32,14 @@ from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 
 ZEROCOPY_SEND = "http.response.zerocopysend"
 # Ours: {"type": RELAY_SEND, "chunks": a blocking Iterator[bytes], "count": bytes to send,
-# "stall_seconds": optional, how long a client may take no bytes (else RELAY_STALL_SECONDS)}.
+# "stall_seconds": optional, how long a client may take no bytes (else STALL_SECONDS)}.
 RELAY_SEND = "riffle.response.relay"
 BODY_MESSAGES = frozenset({"http.response.body", ZEROCOPY_SEND, RELAY_SEND})
-# How long the relay's thread waits for a client to take more bytes before it gives up on it.
-RELAY_STALL_SECONDS = 60.0
+# How long a client may leave a piece of a sendfile or relayed body untaken before it is let go
+# (a zerocopysend message may say otherwise in ``stall_seconds``, as a relay may).
+STALL_SECONDS = 60.0
+# A sendfile goes in pieces of this size, each to leave within the stall bound.
+_SENDFILE_PIECE_BYTES = 8 * 1024 * 1024
 
 
 def offered(scope: Scope, extension: str = ZEROCOPY_SEND) -> bool:
@@ -88,7 +91,7 @@ class RelayResponse(Response):
         count: int,
         status_code: int,
         headers: dict[str, str],
-        stall_seconds: float = RELAY_STALL_SECONDS,
+        stall_seconds: float = STALL_SECONDS,
     ) -> None:
         declared = {
             name: value for name, value in headers.items() if name.lower() != "content-length"
@@ -145,23 +148,42 @@ class ZeroCopyCycle(RequestResponseCycle):
         if not self.response_started or self.response_complete:
             raise RuntimeError(f"Unexpected ASGI message {kind!r} outside a body.")
         if self.scope["method"] != "HEAD":
+            stall = float(message.get("stall_seconds", STALL_SECONDS))
             if kind == ZEROCOPY_SEND:
-                await self._send_file(message["file"], message.get("offset"), message.get("count"))
+                file, offset, count = message["file"], message.get("offset"), message.get("count")
+                await self._send_file(file, offset, count, stall)
             else:
                 chunks, count = message["chunks"], int(message["count"])
-                stall = float(message.get("stall_seconds", RELAY_STALL_SECONDS))
                 await self._send_span(count, lambda: self._relay(chunks, count, stall))
         if not self.disconnected and not message.get("more_body", False):
             # The response ends as uvicorn ends one: an empty last body message.
             await super().send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    async def _send_file(self, file: BinaryIO, offset: int | None, count: int | None) -> None:
-        if offset is None:
-            offset = file.tell()
+    async def _send_file(
+        self, file: BinaryIO, offset: int | None, count: int | None, stall_seconds: float
+    ) -> None:
+        start = file.tell() if offset is None else offset
         if count is None:
-            count = os.fstat(file.fileno()).st_size - offset
+            count = os.fstat(file.fileno()).st_size - start
+        total = count
         loop = asyncio.get_running_loop()
-        await self._send_span(count, lambda: loop.sendfile(self.transport, file, offset, count))
+
+        async def send_pieces() -> int:
+            # asyncio's sendfile waits for the socket without end: a bound on each piece.
+            sent = 0
+            while sent < total:
+                piece = min(_SENDFILE_PIECE_BYTES, total - sent)
+                sending = loop.sendfile(self.transport, file, start + sent, piece)
+                try:
+                    done = await asyncio.wait_for(sending, stall_seconds)
+                except TimeoutError:
+                    return sent
+                sent += done
+                if done != piece:  # the file ended early
+                    return sent
+            return sent
+
+        await self._send_span(count, send_pieces)
 
     async def _send_span(self, count: int, send_body: Callable[[], Awaitable[int]]) -> None:
         """Frame ``count`` body bytes with h11 and have ``send_body`` send them (it returns how

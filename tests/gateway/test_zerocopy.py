@@ -272,26 +272,35 @@ def test_a_relay_whose_chunks_end_short_ends_only_its_connection(
         assert client.get("/relay", params={"path": str(path), "count": 5}).content == content[:5]
 
 
-def test_a_client_that_stops_reading_a_relay_is_let_go_after_the_stall_bound(
-    span_server: str, random_file: tuple[Path, bytes]
+@pytest.fixture(scope="module")
+def big_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """200 MB (a sparse file): far more than the socket buffers on both sides hold."""
+    path = tmp_path_factory.mktemp("big") / "big.bin"
+    with path.open("wb") as file:
+        file.truncate(200_000_000)
+    return path
+
+
+@pytest.mark.parametrize("route", ["relay", "file"])
+def test_a_client_that_stops_reading_is_let_go_after_the_stall_bound(
+    span_server: str, big_file: Path, route: str
 ) -> None:
-    path, _ = random_file
+    count = big_file.stat().st_size
     host, port = span_server.removeprefix("http://").split(":")
-    count = 200_000_000  # far more than the socket buffers on both sides hold
-    target = f"/relay?path={path}&count={count}&stall=1"
+    target = f"/{route}?path={big_file}&count={count}&length={count}&stall=1"
     with socket.create_connection((host, int(port)), timeout=15) as raw:
         raw.sendall(f"GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
         received = len(head := raw.recv(65536))
         assert head.startswith(b"HTTP/1.1 200 "), head[:200]
-        time.sleep(3)  # reads nothing: the buffers fill, the relay waits 1 s and gives up
+        time.sleep(3)  # reads nothing: the buffers fill, the server waits 1 s and gives up
         while chunk := raw.recv(1 << 20):  # what the buffers held, then the end: no hang
             received += len(chunk)
     assert received < count / 4
-    # A client that reads on gets every byte of the same relay: the stall was what ended it.
-    asked: dict[str, str | int] = {"path": str(path), "count": count}
+    # A client that reads on gets every byte of the same answer: the stall was what ended it.
+    asked: dict[str, str | int] = {"path": str(big_file), "count": count, "length": count}
     with (
         httpx.Client(base_url=span_server, timeout=10) as client,
-        client.stream("GET", "/relay", params=asked) as whole,
+        client.stream("GET", f"/{route}", params={**asked, "stall": 1}) as whole,
     ):
         assert sum(len(chunk) for chunk in whole.iter_raw(1 << 20)) == count
 
