@@ -213,8 +213,11 @@ class ZeroCopyCycle(RequestResponseCycle):
         transport: Any = self.transport  # asyncio's socket transport: its sendfile hooks
         resume_reading = transport.is_reading()
         transport.pause_reading()
-        await transport._make_empty_waiter()
         try:
+            try:  # the headers (and any earlier answer) leave first, within the bound too
+                await asyncio.wait_for(transport._make_empty_waiter(), stall_seconds)
+            except TimeoutError:
+                return 0
             descriptor = transport.get_extra_info("socket").fileno()
             return await asyncio.to_thread(_write_chunks, descriptor, chunks, count, stall_seconds)
         finally:
