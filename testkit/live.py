@@ -12,6 +12,7 @@ that serves HTTP (a compose service's own command, moto's server) and waits unti
 import contextlib
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -61,22 +62,30 @@ def running(
     output: Path | None = None,
     uvicorn_args: Sequence[str] = (),
     plain: bool = False,
+    tls: tuple[Path, Path] | None = None,
 ) -> Iterator[LiveServer]:
     """Like ``serve``, yielding the URL and the server's process id.
 
     ``port``: listen there instead of on a free port. ``output``: append stdout and stderr there.
     ``uvicorn_args``: more options for uvicorn (``--timeout-graceful-shutdown 5``). ``plain``:
     the gateway on uvicorn's own protocol, not the zero-copy one every launcher gives it.
+    ``tls``: (key, certificate) PEM files to serve HTTPS with; the URL is then ``https://``.
     """
     port = port or free_port()
     command = [sys.executable, "-m", "uvicorn", app, "--factory", *uvicorn_args]
     if app == GATEWAY_APP and not plain:  # as every launcher runs it
         command += GATEWAY_UVICORN_OPTIONS
+    verify: ssl.SSLContext | bool = True
+    if tls is not None:
+        key, certificate = tls
+        command += ["--ssl-keyfile", str(key), "--ssl-certfile", str(certificate)]
+        verify = ssl.create_default_context(cafile=str(certificate))
     command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     with contextlib.ExitStack() as files:
         sink = files.enter_context(output.open("ab")) if output is not None else None
-        url = f"http://127.0.0.1:{port}"
-        yield files.enter_context(launched(command, url, env={**os.environ, **env}, output=sink))
+        url = f"{'http' if tls is None else 'https'}://127.0.0.1:{port}"
+        server = launched(command, url, env={**os.environ, **env}, output=sink, verify=verify)
+        yield files.enter_context(server)
 
 
 @contextlib.contextmanager
@@ -89,16 +98,18 @@ def launched(
     cwd: Path | None = None,
     output: IO[bytes] | int | None = None,
     startup_seconds: float = STARTUP_SECONDS,
+    verify: ssl.SSLContext | bool = True,
 ) -> Iterator[LiveServer]:
     """Run ``command``, a server at ``url``, until the block ends; yield once ``ready_path``
     answers 200.
 
     ``env``: its whole environment (default: this one). ``output``: where its stdout and stderr
-    go, as ``subprocess`` takes it (default: this process's).
+    go, as ``subprocess`` takes it (default: this process's). ``verify``: how an ``https`` URL's
+    certificate is checked, as httpx takes it.
     """
     process = subprocess.Popen(command, env=env, cwd=cwd, stdout=output, stderr=output)
     try:
-        _wait_answers(f"{url}{ready_path}", process, startup_seconds)
+        _wait_answers(f"{url}{ready_path}", process, startup_seconds, verify)
         yield LiveServer(url=url, pid=process.pid)
     finally:
         process.terminate()
@@ -109,9 +120,11 @@ def launched(
             process.wait()
 
 
-def _wait_answers(url: str, process: "subprocess.Popen[bytes]", seconds: float) -> None:
+def _wait_answers(
+    url: str, process: "subprocess.Popen[bytes]", seconds: float, verify: ssl.SSLContext | bool
+) -> None:
     deadline = time.monotonic() + seconds
-    with httpx.Client(timeout=1.0) as client:
+    with httpx.Client(timeout=1.0, verify=verify) as client:
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"{url}: the server exited with {process.returncode}")

@@ -10,8 +10,6 @@ import hashlib
 import random
 import socket
 import ssl
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from ipaddress import IPv4Address
@@ -27,7 +25,7 @@ from cryptography.x509.oid import NameOID
 from servicekit.supervisor import GATEWAY_UVICORN_OPTIONS
 from testkit.api import new_user
 from testkit.gateways import backend
-from testkit.live import GATEWAY_APP, LiveServer, free_port, running, wait_until
+from testkit.live import GATEWAY_APP, LiveServer, running
 from testkit.procfs import bytes_written, is_running
 from testkit.s3 import S3Endpoint
 from testkit.wavcorpus import pcm
@@ -341,40 +339,13 @@ def test_under_tls_a_relay_is_streamed_through_the_tls_transport(
     # Written to the bare socket, the relay would send plaintext inside a TLS connection.
     path, content = random_file
     key, cert = self_signed(tmp_path)
-    port = free_port()
-    command = [sys.executable, "-m", "uvicorn", SPAN_APP, "--factory", *GATEWAY_UVICORN_OPTIONS]
-    command += ["--ssl-keyfile", str(key), "--ssl-certfile", str(cert)]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    trusted = ssl.create_default_context(cafile=str(cert))
     with (
-        subprocess_server(command) as process,
-        httpx.Client(
-            base_url=f"https://127.0.0.1:{port}", verify=trusting(cert), timeout=10
-        ) as client,
+        running(SPAN_APP, {}, uvicorn_args=GATEWAY_UVICORN_OPTIONS, tls=(key, cert)) as server,
+        httpx.Client(base_url=server.url, verify=trusted, timeout=10) as client,
     ):
-        wait_until(lambda: answers(client, process), what="the TLS server to answer")
+        assert server.url.startswith("https://")
         relayed = client.get("/relay", params={"path": str(path), "count": len(content)})
         assert relayed.content == content
         sent = client.get("/file", params={"path": str(path), "length": len(content)})
         assert sent.content == content  # sendfile under TLS: asyncio copies through TLS itself
-
-
-def trusting(cert: Path) -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=str(cert))
-
-
-@contextlib.contextmanager
-def subprocess_server(command: list[str]) -> Iterator["subprocess.Popen[bytes]"]:
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        yield process
-    finally:
-        process.terminate()
-        process.wait(10)
-
-
-def answers(client: httpx.Client, process: "subprocess.Popen[bytes]") -> bool:
-    assert process.poll() is None, "the server exited"
-    try:
-        return client.get("/healthz").status_code == 200
-    except httpx.TransportError:
-        return False
