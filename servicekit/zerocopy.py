@@ -110,13 +110,9 @@ class RelayResponse(Response):
                 relay = {"chunks": self.chunks, "count": self.count}
                 await send({"type": RELAY_SEND, **relay, "stall_seconds": self.stall_seconds})
                 return
-            sent = 0
-            async for chunk in iterate_in_threadpool(self.chunks):  # as StreamingResponse does
-                piece = chunk[: self.count - sent]
-                sent += len(piece)
+            pieces = _up_to(self.chunks, self.count)
+            async for piece in iterate_in_threadpool(pieces):  # as StreamingResponse does
                 await send({"type": "http.response.body", "body": piece, "more_body": True})
-                if sent == self.count:
-                    break
             await send({"type": "http.response.body", "body": b""})
         finally:
             if closing is not None:
@@ -237,13 +233,24 @@ def _write_chunks(
     # propagates, as it does from a streamed body.
     with socket.socket(fileno=os.dup(descriptor)) as sock:
         sock.settimeout(stall_seconds)
-        for chunk in chunks:
-            piece = chunk[: count - sent]
+        for piece in _up_to(chunks, count):
             sock.sendall(piece)
             sent += len(piece)
-            if sent == count:
-                break
     return sent
+
+
+def _up_to(chunks: Iterator[bytes], count: int) -> Iterator[bytes]:
+    """``chunks`` as they come until ``count`` bytes, the last one cut to fit; no chunk is
+    taken beyond it (an S3 body is not read further)."""
+    left = count
+    if left <= 0:
+        return
+    for chunk in chunks:
+        piece = chunk[:left]
+        left -= len(piece)
+        yield piece
+        if left <= 0:
+            return
 
 
 class ZeroCopyH11Protocol(H11Protocol):
