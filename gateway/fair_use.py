@@ -123,11 +123,7 @@ async def upload_slot(
         # If the database is down now, the row expires instead.
         with anyio.CancelScope(shield=True), suppress(DependencyUnavailable):
             if not slot.released:
-                await database.run(
-                    lambda session: session.execute(
-                        delete(UploadInFlight).where(UploadInFlight.id == slot.id)
-                    )
-                )
+                await database.run(slot.release_with)  # in a transaction of its own
 
 
 def stored_bytes(session: Session, user_id: uuid.UUID) -> int:
