@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 _CHUNK_BYTES = 1024 * 1024
 _MAX_PROBLEM_BYTES = 64 * 1024
-_MAX_SIDE_PART_BYTES = 8 * 1024 * 1024  # the facts and the peaks (at most ~4 MB stereo)
+_MAX_SIDE_PART_BYTES = 8 * 1024 * 1024  # the facts and the peaks (at most ~1 MB stereo)
 # The problems of the input the transcoder finds, answered to the client as they are.
 _PASSED_THROUGH = (NotAWav, UndecodableAudio, TranscodeTimeout)
 _CONNECT_SECONDS = 2.0

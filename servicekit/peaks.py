@@ -17,7 +17,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-MAX_STORED_PIXELS = 1 << 20
+# 2^18: four times the widest answer (GET /record/peaks takes up to 2^16 pixels), and 1 MiB
+# stereo, so that an hour's peaks cost the services little more memory than a minute's.
+MAX_STORED_PIXELS = 1 << 18
 # Finer than this is more bytes than any screen shows (and than the MP3 of a short clip).
 MIN_SAMPLES_PER_PIXEL = 16
 # version, flags, sample rate, samples per pixel, length, channels
@@ -122,7 +124,7 @@ class PeaksBuilder:
         wanted = -(-(expected_frames or 0) // MAX_STORED_PIXELS)
         self.samples_per_pixel = max(MIN_SAMPLES_PER_PIXEL, wanted)
         self.frames = 0
-        # Stored as the 8-bit values already (min and max commute with the map): 4 MiB at most.
+        # Stored as the 8-bit values already (min and max commute with the map): 1 MiB at most.
         self._pixels = np.empty((MAX_STORED_PIXELS, channels, 2), dtype=np.int8)
         self._length = 0
         self._partial = np.empty((channels, 2), dtype=np.int16)

@@ -188,7 +188,7 @@ PEAKS: dict[str, Any] = {
         "input, else 2: more channels are downmixed as the MP3 is), `sample_rate` of the input, "
         "`samples_per_pixel`, `bits` 8, `length` pixels and `data`, per pixel the min and max "
         "of each channel in turn (int8: the 16-bit sample divided by 256, rounded down). Made "
-        "from the input during the conversion and stored beside the MP3 at up to 2^20 pixels "
+        "from the input during the conversion and stored beside the MP3 at up to 2^18 pixels "
         "(at least 16 samples each); `pixels` picks the multiple of that resolution nearest to "
         "duration / pixels, so `length` is `pixels` within that rounding (fewer when the "
         "recording has less). No token: the same capability rule and the same 404 as the "

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-MAX_PEAKS_BYTES = 8 * 1024 * 1024  # 2**20 stereo pixels take 4 MiB
+# 2**18 stereo pixels take 1 MiB; records converted by earlier builds hold up to 2**20 (4 MiB).
+MAX_PEAKS_BYTES = 8 * 1024 * 1024
 
 
 async def find_record(database: Database, *, record_id: uuid.UUID, user_id: uuid.UUID) -> Record:

@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from gateway.records.router import MAX_PIXELS
 from servicekit import peaks as peaks_module
 from servicekit.peaks import MIN_SAMPLES_PER_PIXEL, Peaks, PeaksBuilder
 from testkit import audiotags, wavcorpus
@@ -233,3 +234,15 @@ def test_peaks_that_coarsen_as_the_pcm_goes_on_are_exactly_the_blocks_min_and_ma
     assert peaks.samples_per_pixel > MIN_SAMPLES_PER_PIXEL  # it did coarsen
     assert peaks.length <= stored
     assert_peaks_of(peaks, pcm)
+
+
+def test_stored_peaks_of_the_longest_recording_serve_the_widest_answer() -> None:
+    # The transcoder takes up to 3 h; GET /record/peaks answers up to MAX_PIXELS pixels. The
+    # stored resolution must be fine enough for that answer to have the width asked for.
+    frames = 3 * 3600 * 44100
+    builder = PeaksBuilder(2, 44100, frames)
+    stored = -(-frames // builder.samples_per_pixel)
+    assert stored <= peaks_module.MAX_STORED_PIXELS
+    peaks = Peaks(44100, builder.samples_per_pixel, np.zeros((stored, 2, 2), np.int8))
+    widest = peaks.for_pixels(MAX_PIXELS, frames)
+    assert widest.length == pytest.approx(MAX_PIXELS, rel=0.01)
