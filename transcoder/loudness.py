@@ -12,6 +12,7 @@ figures agree with ffmpeg's ``ebur128`` (tests/transcoder/test_analysis.py runs 
 
 import functools
 import math
+from array import array
 
 import numpy as np
 import numpy.typing as npt
@@ -92,7 +93,7 @@ class LoudnessMeter:
         self._pending_frames = 0
         self._frames = 0  # frames filtered so far
         self._hop_energy = 0.0
-        self._hops: list[float] = []
+        self._hops = array("d")  # energy per 100 ms: 36,000 an hour, 0.3 MB (1.2 MB as floats)
         self._phases = _interpolator()
         self._peak_gain = float(np.abs(self._phases).sum(axis=1).max())
         self._peak_history: Float32Array = np.zeros((channels, _TAPS // _PHASES - 1), np.float32)
@@ -146,7 +147,7 @@ class LoudnessMeter:
         self._hop_energy += float(energy[position:].sum())
 
     def _integrated(self) -> float | None:
-        hops = np.array(self._hops)
+        hops = np.frombuffer(self._hops, dtype=np.float64)
         if len(hops) < _HOPS_PER_BLOCK:
             return None
         bounds = np.arange(len(hops) + 1) * self.rate // 10

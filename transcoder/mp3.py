@@ -8,6 +8,7 @@ samples ffmpeg's decoder yields (checked in tests/transcoder/test_mp3.py against
 import dataclasses
 import os
 import struct
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import IO
@@ -272,14 +273,15 @@ def xing_toc(info_length: int, frame_lengths: Iterable[int]) -> bytes:
     return bytes([0, *(min(255, point) for point in points)])
 
 
-def cbr_frame_offsets(data: Buffer, position: int = 0) -> list[int]:
+def cbr_frame_offsets(data: Buffer, position: int = 0) -> "array[int]":
     """Where each frame starts, walking constant-bitrate frame headers from ``position`` to
-    the end of ``data``; then the end of the last frame."""
+    the end of ``data``; then the end of the last frame. An array of 64-bit offsets: an hour's
+    segment has 69,000 frames, 2.5 MB as a list of ints, 0.55 MB here."""
     header = bytes(data[position : position + 4])
     first = parse_frame_header(header)
     unpadded = first.length - first.padded
     fixed = header[:2], header[2] & 0xFD, header[3] & 0xCF
-    offsets = []
+    offsets = array("q")
     end = len(data)
     while position + 4 <= end:
         head = data[position : position + 4]

@@ -309,7 +309,7 @@ class _Segment:
     info: mp3.Mp3Info
     info_length: int
     lame_offset: int  # in the Info frame
-    offsets: list[int]  # each audio frame's start, then the end of the last
+    offsets: Sequence[int]  # each audio frame's start, then the end of the last
 
     @property
     def frames(self) -> int:
