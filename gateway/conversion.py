@@ -124,11 +124,12 @@ async def convert(
             on_progress=on_progress,
         )
         object_key = recording_key(conversion.user_id, conversion.record_id)
+        peaks_object_key = peaks_key(object_key)
         record = Record(
             id=conversion.record_id,
             user_id=conversion.user_id,
             object_key=object_key,
-            peaks_key=peaks_key(object_key),
+            peaks_key=peaks_object_key,
             original_filename=clean_filename(conversion.filename),
             content_type=MP3_CONTENT_TYPE,
             size_bytes=mp3.size_bytes,
@@ -144,7 +145,7 @@ async def convert(
         return await database.run(lambda session: _insert(session, record, quota_bytes, also))
     except BaseException:
         # The row is the commit point: without it the objects must not stay behind.
-        await _delete_objects(store, [record.object_key, peaks_key(object_key)])
+        await _delete_objects(store, [object_key, peaks_object_key])
         raise
 
 
