@@ -161,14 +161,13 @@ class ZeroCopyCycle(RequestResponseCycle):
         start = file.tell() if offset is None else offset
         if count is None:
             count = os.fstat(file.fileno()).st_size - start
-        total = count
         loop = asyncio.get_running_loop()
 
         async def send_pieces() -> int:
             # asyncio's sendfile waits for the socket without end: a bound on each piece.
             sent = 0
-            while sent < total:
-                piece = min(_SENDFILE_PIECE_BYTES, total - sent)
+            while sent < count:
+                piece = min(_SENDFILE_PIECE_BYTES, count - sent)
                 sending = loop.sendfile(self.transport, file, start + sent, piece)
                 try:
                     done = await asyncio.wait_for(sending, stall_seconds)
