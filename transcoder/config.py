@@ -27,6 +27,16 @@ class Settings(BaseSettings):
     max_concurrent_encodes: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     # Requests that may wait for an encoder; one more is refused at once with 503 + Retry-After.
     max_queued_encodes: int = Field(default=8, ge=0)
+    # Other transcoders that encode segments of a long PCM recording for this one, as a
+    # comma-separated list of base URLs; a host name counts each of its addresses, this
+    # replica's left out (transcoder/peers.py, docs/scaling.md). Empty: this one encodes alone.
+    segment_peers: str = ""
+    # A peer's segment must be back within this plus a tenth of its audio's duration, else the
+    # recording is encoded here in one pass.
+    segment_timeout_seconds: float = Field(default=10, gt=0)
+
+    def peer_urls(self) -> list[str]:
+        return [url.strip() for url in self.segment_peers.split(",") if url.strip()]
 
     def ffmpeg_executable(self) -> str:
         """FFMPEG_PATH if set, else ``ffmpeg`` on PATH, else the static build of imageio-ffmpeg."""

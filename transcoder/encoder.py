@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from servicekit import wav, wavtags
 from servicekit.audio_options import AudioOptions, Mode, effective_cbr_kbps
@@ -21,6 +22,9 @@ from servicekit.peaks import Peaks, PeaksBuilder
 from transcoder import analysis, lame, mp3, parallel, tagging
 from transcoder.admission import EncodeSlots
 from transcoder.errors import EncoderUnavailable
+
+if TYPE_CHECKING:  # imported by the app only when it has peers (httpx)
+    from transcoder.peers import Peers
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +84,8 @@ class Encoder:
     in_process: bool = True
     # The encoder processes this encoder may run at once (None: no bound, for direct use).
     slots: EncodeSlots | None = None
+    # Other transcoders that encode segments of a long PCM recording (transcoder/peers.py).
+    peers: "Peers | None" = None
 
     async def encode(
         self,
@@ -89,9 +95,12 @@ class Encoder:
         max_duration_seconds: float,
         deadline_seconds: float | None = None,
         options: AudioOptions | None = None,
+        arrived_on: tuple[str, int] | None = None,
     ) -> Encoded:
         """Read the WAV from ``body`` and write the tagged MP3 to ``output`` (an existing,
         seekable file), as ``options`` ask (else CBR at ``bitrate``).
+
+        ``arrived_on``: this server's address the request came in on, which is not a peer.
 
         ``deadline_seconds``: the caller's deadline for the whole encode, waiting for an encoder
         included (at most ``timeout_seconds``). Raises ``NotAWav``/``UndecodableAudio`` for bad
@@ -103,16 +112,21 @@ class Encoder:
         timeout = min(self.timeout_seconds, deadline_seconds or math.inf)
         deadline = time.monotonic() + timeout
         try:
-            async with asyncio.timeout(timeout):
-                header, buffered = await read_header(body)
-            wav.check_supported(header, max_duration_seconds=max_duration_seconds)
+            header, buffered = await _read_supported(body, timeout, max_duration_seconds)
             choice = self.choice(header, options)
             trailing = tagging.TrailingChunks(header, buffered, body)
             split = parallel.plan(header, self.parallel_min_seconds)
             in_process = self.in_process and choice.mode == "cbr" and lame.handles(header)
             if choice.mode != "cbr":
                 split = None  # VBR halves cannot be joined into the single pass
-            async with self._slots(len(split.ranges) if split else 1, deadline) as processes:
+            peers: list[str] = []
+            if split is not None and in_process and self.peers is not None:
+                peers = await self.peers.resolve(arrived_on)
+                spread = _spread(header, self.parallel_min_seconds, len(peers))
+                split, peers = (spread, peers) if spread else (split, [])
+            # With peers, this transcoder runs one encoder of its own.
+            wanted = 1 if peers else len(split.ranges) if split else 1
+            async with self._slots(wanted, deadline) as processes:
                 async with asyncio.timeout(deadline - time.monotonic()):
                     run = await self._encode(
                         header,
@@ -121,8 +135,10 @@ class Encoder:
                         output,
                         max_duration_seconds,
                         choice,
-                        split if split and processes >= len(split.ranges) else None,
+                        split if split and processes >= wanted else None,
                         in_process=in_process,
+                        peers=peers,
+                        deadline=deadline,
                     )
         except TimeoutError:
             raise TranscodeTimeout(f"Transcoding took longer than {timeout:g} seconds.") from None
@@ -142,6 +158,41 @@ class Encoder:
             loudness=run.loudness,
             peaks=run.peaks,
         )
+
+    async def encode_segment(
+        self,
+        body: AsyncIterator[bytes],
+        *,
+        output: Path,
+        kbps: int,
+        max_duration_seconds: float,
+        deadline_seconds: float | None = None,
+    ) -> None:
+        """Encode a peer's segment (``transcoder.peers``): 16-bit PCM of known size as CBR at
+        ``kbps``, as segments 2 and on of a split are encoded (no analysis, no tags), behind an
+        Info frame. Raises as ``encode`` does; ``UndecodableAudio`` for any other audio."""
+        timeout = min(self.timeout_seconds, deadline_seconds or math.inf)
+        deadline = time.monotonic() + timeout
+        try:
+            header, buffered = await _read_supported(body, timeout, max_duration_seconds)
+            if not lame.handles(header) or header.data_size is None:
+                raise UndecodableAudio(
+                    "A segment is 16-bit PCM, mono or stereo, at an MP3 sample rate, with the "
+                    "size of its data chunk given."
+                )
+            async with self._slots(1, deadline):
+                async with asyncio.timeout(deadline - time.monotonic()):
+                    await lame.encode(
+                        header,
+                        buffered,
+                        body,
+                        output,
+                        kbps=effective_cbr_kbps(kbps, header.sample_rate),
+                        max_duration_seconds=max_duration_seconds,
+                        analysed=False,
+                    )
+        except TimeoutError:
+            raise TranscodeTimeout(f"Encoding took longer than {timeout:g} seconds.") from None
 
     def choice(self, header: wav.WavHeader, options: AudioOptions) -> Choice:
         """The options' mode, else the default CBR rate; CBR capped where MPEG-2 rates are."""
@@ -167,17 +218,24 @@ class Encoder:
         split: parallel.Plan | None,
         *,
         in_process: bool,
+        peers: Sequence[str] = (),
+        deadline: float = math.inf,
     ) -> _Run:
         if in_process:
+            remote = _Remote(self.peers, peers, deadline) if self.peers and peers else None
             return await _encode_in_process(
-                header, buffered, body, output, max_duration_seconds, choice, split
+                header, buffered, body, output, max_duration_seconds, choice, split, remote
             )
         command = self.command(header, output, max_duration_seconds, choice)
         if split is None:
             return await self._run(command, buffered, body, header)
 
         async def segment(
-            wav_header: bytes, audio: AsyncIterator[bytes], path: Path, end_sample: int | None
+            index: int,
+            wav_header: bytes,
+            audio: AsyncIterator[bytes],
+            path: Path,
+            end_sample: int | None,
         ) -> _Run:
             argv = self.command(
                 header,
@@ -286,6 +344,25 @@ class Encoder:
         return _Run(stderr, audio_bytes, await asyncio.to_thread(builder.finish), loudness)
 
 
+@dataclass(frozen=True, slots=True)
+class _Remote:
+    """The peers that encode segments 2 and on of one split, and its deadline."""
+
+    peers: "Peers"
+    urls: Sequence[str]
+    deadline: float  # time.monotonic()
+
+
+def _spread(header: wav.WavHeader, min_seconds: float | None, peers: int) -> parallel.Plan | None:
+    """A split into one segment for this transcoder and one for each of ``peers``."""
+    if not peers:
+        return None
+    from transcoder.peers import local_cpus, shares
+
+    segments = 1 + peers
+    return parallel.plan(header, min_seconds, segments, shares(segments, local_cpus()))
+
+
 async def _encode_in_process(
     header: wav.WavHeader,
     buffered: bytes,
@@ -294,8 +371,10 @@ async def _encode_in_process(
     max_duration_seconds: float,
     choice: Choice,
     split: parallel.Plan | None,
+    remote: "_Remote | None" = None,
 ) -> _Run:
-    """LAME in this process (``transcoder.lame``), in one pass or as ``split``'s segments."""
+    """LAME in this process (``transcoder.lame``), in one pass or as ``split``'s segments; with
+    ``remote``, segments 2 and on are the peers' (segment 1 is always this process's)."""
 
     async def run(
         parsed: wav.WavHeader,
@@ -327,10 +406,26 @@ async def _encode_in_process(
         return parsed
 
     async def segment(
-        wav_header: bytes, audio: AsyncIterator[bytes], path: Path, end_sample: int | None
+        index: int,
+        wav_header: bytes,
+        audio: AsyncIterator[bytes],
+        path: Path,
+        end_sample: int | None,
     ) -> _Run:
         # Segment 1 (given its end) measures the whole input; the others only encode.
         parsed = canonical(wav_header)
+        if remote is not None and index > 0:
+            seconds = (parsed.data_size or 0) / parsed.block_align / parsed.sample_rate
+            await remote.peers.encode(
+                remote.urls[index - 1],
+                wav_header,
+                audio,
+                path,
+                kbps=choice.kbps,
+                seconds=seconds,
+                deadline=remote.deadline,
+            )
+            return _Run(b"", parsed.data_size or 0, None, None)
         return await run(
             parsed, wav_header, audio, path, end_sample, analysed=end_sample is not None
         )
@@ -364,6 +459,16 @@ def output_sample_rate(rate: int) -> int:
         if rate % candidate == 0:
             return candidate
     return max((r for r in mp3.SAMPLE_RATES if r < rate), default=mp3.SAMPLE_RATES[0])
+
+
+async def _read_supported(
+    body: AsyncIterator[bytes], timeout: float, max_duration_seconds: float
+) -> tuple[wav.WavHeader, bytes]:
+    """``read_header`` within ``timeout`` seconds, its audio checked as the service takes it."""
+    async with asyncio.timeout(timeout):
+        header, buffered = await read_header(body)
+    wav.check_supported(header, max_duration_seconds=max_duration_seconds)
+    return header, buffered
 
 
 async def read_header(body: AsyncIterator[bytes]) -> tuple[wav.WavHeader, bytes]:

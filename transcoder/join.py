@@ -65,14 +65,25 @@ class Range:
         return self.start // FRAME_SAMPLES
 
 
-def segment_ranges(samples: int, segments: int, overlap: int = OVERLAP_FRAMES) -> list[Range]:
+def segment_ranges(
+    samples: int,
+    segments: int,
+    overlap: int = OVERLAP_FRAMES,
+    weights: Sequence[float] | None = None,
+) -> list[Range]:
     """Input ranges for ``segments`` encodes of ``samples`` samples: starts on multiples of the
     padding period, each overlapping the one before by ``overlap`` frames (its pre-roll and the
-    other's tail); raises ``JoinError`` if the input is too short for that many."""
+    other's tail); raises ``JoinError`` if the input is too short for that many.
+
+    ``weights`` (one per segment, positive): each segment's share of the input; else equal."""
     frames = -(-samples // FRAME_SAMPLES)
+    shares = list(weights) if weights is not None else [1.0] * segments
+    if len(shares) != segments or min(shares) <= 0:
+        raise ValueError(f"{segments} segments need as many positive weights, not {shares}.")
+    bounds = list(itertools.accumulate(shares))
     ranges = [Range(0, samples)]
     for index in range(1, segments):
-        ideal = frames * index // segments - overlap // 2
+        ideal = int(frames * bounds[index - 1] / bounds[-1]) - overlap // 2
         first = ideal - ideal % PADDING_PERIOD_FRAMES
         previous = ranges[-1]
         if first - previous.first_frame < 2 * overlap or frames - first < 2 * overlap:

@@ -57,6 +57,11 @@ class Resources:
 
     @classmethod
     def build(cls, settings: Settings, metrics: Metrics | None = None) -> "Resources":
+        peers = None
+        if urls := settings.peer_urls():
+            from transcoder.peers import Peers  # httpx, only where there are peers
+
+            peers = Peers(urls, timeout_seconds=settings.segment_timeout_seconds)
         return cls(
             settings=settings,
             encoder=Encoder(
@@ -69,6 +74,7 @@ class Resources:
                 slots=EncodeSlots(
                     settings.max_concurrent_encodes, max_waiting=settings.max_queued_encodes
                 ),
+                peers=peers,
             ),
             metrics=metrics or Metrics.create(),
         )
@@ -77,7 +83,9 @@ class Resources:
 def create_app(settings: Settings | None = None, *, resources: Resources | None = None) -> FastAPI:
     """Build the app; settings come from the environment unless given (or ``resources``)."""
     tune_malloc()  # before any thread allocates: servicekit.malloc says why
-    configure_logging()
+    # httpx (the peers' client) logs every call at INFO; the peers' access lines say it.
+    configure_logging(quiet=["httpx"])
+    owned = resources is None  # built here, so closed here; else its owner closes it
     if resources is None:
         resources = Resources.build(settings or Settings())
     prebuilt = resources
@@ -85,7 +93,11 @@ def create_app(settings: Settings | None = None, *, resources: Resources | None 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Resources]]:
         await asyncio.to_thread(claim_scratch)
-        yield {"resources": prebuilt}
+        try:
+            yield {"resources": prebuilt}
+        finally:
+            if owned and prebuilt.encoder.peers is not None:
+                await prebuilt.encoder.peers.aclose()
 
     app = FastAPI(title="riffle transcoder", version=__version__, lifespan=lifespan)
     app.include_router(router)
@@ -181,6 +193,7 @@ async def transcode(
             max_duration_seconds=limit,
             deadline_seconds=deadline_seconds,
             options=options,
+            arrived_on=_server_address(request),
         )
     except BaseException:
         await asyncio.to_thread(output.unlink, missing_ok=True)
@@ -213,6 +226,54 @@ async def transcode(
         "X-Audio-True-Peak-dBTP": str(facts.true_peak_dbtp),
     }
     return TemporaryFileResponse(output, media_type="audio/mpeg", headers=headers)
+
+
+@router.post(
+    "/segment",
+    response_class=FileResponse,
+    responses={
+        200: {
+            "content": {"audio/mpeg": {}},
+            "description": "The segment's frames behind an Info frame, no tags.",
+        },
+        415: {"description": "Not a WAV file", **_PROBLEM},
+        422: {"description": "Not 16-bit PCM of known size, or a bad bitrate", **_PROBLEM},
+        503: {"description": "No encoder free (Retry-After)", **_PROBLEM},
+        504: {"description": "The encode passed its deadline", **_PROBLEM},
+    },
+)
+async def segment(
+    request: Request,
+    resources: ResourcesDep,
+    bitrate: Annotated[int, Query(description="CBR kbit/s, as /transcode takes it.")],
+    deadline_seconds: Annotated[float | None, Query(gt=0, allow_inf_nan=False)] = None,
+) -> Response:
+    """Encode one segment of another transcoder's split encode (``SEGMENT_PEERS``,
+    transcoder/peers.py): a 16-bit PCM WAV, as CBR with LAME's bit reservoir on, no loudness,
+    peaks or tags. The caller joins it with its own segments; this transcoder never passes it
+    on."""
+    kbps = AudioOptions.from_fields(request.query_params, loc=("query",)).bitrate_kbps
+    assert kbps is not None  # the query requires it
+    settings = resources.settings
+    output = await asyncio.to_thread(_new_temporary_mp3)
+    try:
+        await resources.encoder.encode_segment(
+            request.stream(),
+            output=output,
+            kbps=kbps,
+            max_duration_seconds=settings.max_duration_seconds,
+            deadline_seconds=deadline_seconds,
+        )
+    except BaseException:
+        await asyncio.to_thread(output.unlink, missing_ok=True)
+        raise
+    resources.metrics.segments.inc()
+    return TemporaryFileResponse(output, media_type="audio/mpeg")
+
+
+def _server_address(request: Request) -> tuple[str, int] | None:
+    server = request.scope.get("server")
+    return (str(server[0]), int(server[1])) if server and server[1] is not None else None
 
 
 @router.get("/healthz")

@@ -22,6 +22,7 @@ class Metrics:
     encode_seconds: Histogram
     audio_seconds: Counter
     failures: Counter
+    segments: Counter
 
     @classmethod
     def create(cls) -> "Metrics":
@@ -49,6 +50,11 @@ class Metrics:
                 "riffle_transcoder_failures",
                 "Transcodes that failed, by status and problem type.",
                 ["status", "reason"],
+                registry=registry,
+            ),
+            segments=Counter(
+                "riffle_transcoder_segments",
+                "Segments encoded for another transcoder's split encode (POST /segment).",
                 registry=registry,
             ),
         )

@@ -38,7 +38,7 @@ from collections.abc import (
 )
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar, cast
+from typing import Any, BinaryIO, TypeVar
 
 from servicekit import wav
 from transcoder import join as joiner
@@ -57,9 +57,9 @@ _MAX_RIFF_DATA = 0xFFFFFFFF - 64
 _XING_FRAMES, _XING_BYTES, _XING_TOC = 1, 2, 4
 
 R = TypeVar("R")
-# (WAV header, audio, output path, encode_end_sample): segment 1 is given the whole input and
-# the sample where its encode ends; the others their own part and None.
-RunSegment = Callable[[bytes, AsyncIterator[bytes], Path, int | None], Coroutine[Any, Any, R]]
+# (index, WAV header, audio, output path, encode_end_sample): segment 1 (index 0) is given the
+# whole input and the sample where its encode ends; the others their own part and None.
+RunSegment = Callable[[int, bytes, AsyncIterator[bytes], Path, int | None], Coroutine[Any, Any, R]]
 RunSingle = Callable[[bytes, AsyncIterator[bytes]], Awaitable[R]]
 
 
@@ -71,11 +71,14 @@ class Plan:
 
 
 def plan(
-    header: wav.WavHeader, min_seconds: float | None, segments: int | None = None
+    header: wav.WavHeader,
+    min_seconds: float | None,
+    segments: int | None = None,
+    weights: Sequence[float] | None = None,
 ) -> Plan | None:
-    """A split into ``segments`` (else ``SEGMENTS``) for integer PCM or float input of known
-    size, mono or stereo, at an MPEG-1 rate (no resampling), at least ``min_seconds`` long; None
-    for everything else."""
+    """A split into ``segments`` (else ``SEGMENTS``; ``weights``: their shares, else equal) for
+    integer PCM or float input of known size, mono or stereo, at an MPEG-1 rate (no
+    resampling), at least ``min_seconds`` long; None for everything else."""
     if min_seconds is None or header.data_size is None:
         return None
     if header.format_tag not in (wav.FORMAT_PCM, wav.FORMAT_IEEE_FLOAT):
@@ -89,7 +92,7 @@ def plan(
     if samples < min_seconds * header.sample_rate:
         return None
     try:
-        ranges = joiner.segment_ranges(samples, segments or SEGMENTS)
+        ranges = joiner.segment_ranges(samples, segments or SEGMENTS, weights=weights)
     except joiner.JoinError:
         return None
     largest = max(r.end - r.start for r in ranges) * header.block_align
@@ -183,10 +186,10 @@ async def encode(
 ) -> R:
     """Encode the segments at once and join them into ``output``; returns segment 1's result.
 
-    ``run_segment(header, body, path, end_sample)`` encodes a WAV with ``SEGMENT_OPTIONS`` to
-    ``path`` (up to ``end_sample`` when given); ``run_single(header, body)`` is the usual single
-    encode to ``output`` (the fallback, whose result is returned then).
-    """
+    ``run_segment(index, header, body, path, end_sample)`` encodes segment ``index``'s WAV
+    with ``SEGMENT_OPTIONS`` to ``path`` (up to ``end_sample`` when given);
+    ``run_single(header, body)`` is the usual single encode to ``output`` (the fallback, whose
+    result is returned then). The first segment to fail ends the others."""
     header = split.header
     assert header.data_size is not None
     block = header.block_align
@@ -199,6 +202,7 @@ async def encode(
         segments = [
             asyncio.create_task(
                 run_segment(
+                    0,
                     segment_header(header, split.samples),
                     spool.read(0, split.samples * block),
                     paths[0],
@@ -209,26 +213,34 @@ async def encode(
         segments += [
             asyncio.create_task(
                 run_segment(
+                    index,
                     segment_header(header, part.end - part.start),
                     spool.read(part.start * block, part.end * block),
                     path,
                     None,
                 )
             )
-            for part, path in zip(split.ranges[1:], paths[1:], strict=True)
+            for index, (part, path) in enumerate(
+                zip(split.ranges[1:], paths[1:], strict=True), start=1
+            )
         ]
         try:
             await filling
             complete = spool.size >= split.samples * block
-            results = await asyncio.gather(*segments, return_exceptions=True)
-            failures = [r for r in results if isinstance(r, BaseException)]
+            # The first failure ends the others: the fallback need not wait for them.
+            await asyncio.wait(segments, return_when=asyncio.FIRST_EXCEPTION)
+            failures = [
+                error
+                for task in segments
+                if task.done() and not task.cancelled() and (error := task.exception())
+            ]
             if complete and not failures:
                 try:
                     await asyncio.to_thread(join, split, paths, output)
                 except (ValueError, OSError, IndexError, struct.error) as error:
                     logger.warning("cannot join the segments (%s): encoding in one pass", error)
                 else:
-                    return cast(R, results[0])
+                    return segments[0].result()
             elif failures:
                 logger.warning("a segment failed (%s): encoding in one pass", failures[0])
         finally:

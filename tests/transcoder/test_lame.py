@@ -4,7 +4,6 @@ making, checked field by field against the frames themselves and by ffmpeg's gap
 import asyncio
 import itertools
 import os
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 from servicekit import wav
 from servicekit.errors import AudioTooLong
 from testkit import wavcorpus
+from tests.transcoder.joincheck import decode
 from transcoder import lame, mp3
 from transcoder.crc16 import crc16, crc16_of_large
 
@@ -37,15 +37,6 @@ def encode(data: bytes, path: Path, kbps: int = 128) -> lame.Measured:
             max_duration_seconds=60,
         )
     )
-
-
-def decoded_samples(path: Path, channels: int) -> int:
-    pcm = subprocess.run(
-        [wavcorpus.ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "s16le", "-"],
-        capture_output=True,
-        check=True,
-    ).stdout
-    return len(pcm) // (2 * channels)
 
 
 @pytest.mark.parametrize(
@@ -83,7 +74,7 @@ def test_the_info_frame_describes_the_frames_and_the_decode_is_gapless(
     music_crc = int.from_bytes(mp3_bytes[lame_tag + 32 : lame_tag + 34], "big")
     assert music_crc == crc16(mp3_bytes[first.length :])
     assert mp3_bytes[lame_tag : lame_tag + 9] == mp3.ANONYMOUS_ENCODER
-    assert decoded_samples(path, channels) == measured.frames
+    assert len(decode(path, channels)) == measured.frames
 
 
 @pytest.mark.parametrize(
@@ -105,7 +96,7 @@ def test_only_the_data_chunk_is_encoded(tmp_path: Path, make: object) -> None:
     end = len(data) if header.data_size is None else header.data_offset + header.data_size
     size = len(data[header.data_offset : end])
     assert measured.frames == size // header.block_align
-    assert decoded_samples(tmp_path / "out.mp3", header.channels) == measured.frames
+    assert len(decode(tmp_path / "out.mp3", header.channels)) == measured.frames
 
 
 def test_a_streamed_recording_past_the_limit_is_refused(tmp_path: Path) -> None:
