@@ -20,8 +20,9 @@ class Settings(BaseSettings):
     # false sends everything through ffmpeg (transcoder/lame.py says what the path takes).
     encode_in_process: bool = True
     # PCM recordings at least this long are encoded as two segments on two cores at once (when
-    # both encoder slots are free), joined keeping LAME's bit reservoir (transcoder/join.py); 0 =
-    # never. The joined MP3 has every input sample and a single pass's quality (docs/benchmarks.md).
+    # both encoder slots are free and the process may run on two CPUs), joined keeping LAME's
+    # bit reservoir (transcoder/join.py); 0 = never. The joined MP3 has every input sample and
+    # a single pass's quality (docs/benchmarks.md).
     parallel_encode_min_seconds: float = Field(default=30, ge=0)
     # Encodes running at once (an ffmpeg process is ~35 MB; a split long PCM encode runs two).
     max_concurrent_encodes: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)

@@ -124,6 +124,8 @@ class Encoder:
                 peers = await self.peers.resolve(arrived_on)
                 spread = _spread(header, self.parallel_min_seconds, len(peers))
                 split, peers = (spread, peers) if spread else (split, [])
+            if not peers and parallel.local_cpus() < 2:
+                split = None  # one CPU: segments here would only take turns on it
             # With peers, this transcoder runs one encoder of its own.
             wanted = 1 if peers else len(split.ranges) if split else 1
             async with self._slots(wanted, deadline) as processes:
@@ -357,10 +359,10 @@ def _spread(header: wav.WavHeader, min_seconds: float | None, peers: int) -> par
     """A split into one segment for this transcoder and one for each of ``peers``."""
     if not peers:
         return None
-    from transcoder.peers import local_cpus, shares
+    from transcoder.peers import shares
 
     segments = 1 + peers
-    return parallel.plan(header, min_seconds, segments, shares(segments, local_cpus()))
+    return parallel.plan(header, min_seconds, segments, shares(segments, parallel.local_cpus()))
 
 
 async def _encode_in_process(

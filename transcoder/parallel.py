@@ -63,6 +63,14 @@ RunSegment = Callable[[int, bytes, AsyncIterator[bytes], Path, int | None], Coro
 RunSingle = Callable[[bytes, AsyncIterator[bytes]], Awaitable[R]]
 
 
+def local_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask, as ``taskset`` sets it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
     header: wav.WavHeader

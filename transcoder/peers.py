@@ -20,7 +20,6 @@ transcoder without them does not hold it (~9 MB).
 
 import asyncio
 import logging
-import os
 import socket
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -46,14 +45,6 @@ _WRITE_BYTES = 1024 * 1024
 
 class PeerError(Exception):
     """A peer did not encode its segment (unreachable, an error answer, or too slow)."""
-
-
-def local_cpus() -> int:
-    """The CPUs this process may run on (its affinity mask, as ``taskset`` sets it)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def shares(segments: int, cpus: int) -> list[float]:

@@ -179,6 +179,17 @@ def test_segments_that_cannot_be_joined_fall_back_to_one_encode(
     assert output.read_bytes() == expected.read_bytes()
 
 
+@pytest.mark.parametrize("in_process", [False, True], ids=["ffmpeg", "in-process"])
+def test_a_transcoder_on_one_cpu_encodes_in_one_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, joins: Joins, in_process: bool
+) -> None:
+    monkeypatch.setattr(parallel, "local_cpus", lambda: 1)  # as `taskset -c 0` leaves it
+    data = signal_wav("music", 44100, 2)
+    info = transcode(data, tmp_path / "out.mp3", THRESHOLD, in_process=in_process)
+    assert joins == []
+    assert info.sample_count == SECONDS * 44100
+
+
 @pytest.mark.parametrize(
     "data",
     [

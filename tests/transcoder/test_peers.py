@@ -105,7 +105,7 @@ def test_a_peer_encodes_a_segment_joined_as_well_as_one_pass(
 def test_on_one_cpu_the_own_segment_is_shorter_by_the_analysis(
     tmp_path: Path, joins: list[Joined], peer: LiveServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(peers, "local_cpus", lambda: 1)
+    monkeypatch.setattr(parallel, "local_cpus", lambda: 1)
     transcode(coordinator(peer.url), signal_wav("music", RATE, CHANNELS), tmp_path / "out.mp3")
     ((split, _),) = joins
     first, second = split.ranges
