@@ -32,10 +32,11 @@ from servicekit.middleware import REQUEST_ID_HEADER
 
 logger = logging.getLogger(__name__)
 
-# The analysis pass (loudness, true peak, waveform peaks) costs this much of one core's LAME
-# encode of the same input: 20.7 s against 47.9 s for an hour (docs/scaling.md). On one CPU,
-# this transcoder's own segment is shorter by that much, so that it ends with the peers'.
-ANALYSIS_COST = 0.43
+# What this transcoder does besides its own segment (the analysis of the whole input, sending
+# the peers their PCM) costs this much of one core's encode of the whole input, as measured by
+# `python -m bench.replicas` (docs/scaling.md). On one CPU its own segment is shorter by that
+# much, so that it ends with the peers'.
+ANALYSIS_COST = 0.33
 MIN_OWN_SHARE = 0.02  # of one segment: segment 1 also carries the joined stream's Info frame
 MAX_PEERS = 15  # one file holds at most 16 segments at once
 RESOLVE_SECONDS = 2.0
