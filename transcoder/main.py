@@ -1,4 +1,5 @@
-"""The transcoder's HTTP face: ``POST /transcode`` and ``GET /healthz``.
+"""The transcoder's HTTP face: ``POST /transcode``, ``POST /segment`` (another transcoder's
+segment of a long recording) and ``GET /healthz``.
 
 Run with ``uvicorn transcoder.main:create_app --factory --port 8001``.
 """
