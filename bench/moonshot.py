@@ -335,7 +335,7 @@ def measure(workdir: Path, seconds: float, segments: int, repeats: int) -> dict[
     ffmpeg = TranscoderSettings().ffmpeg_executable()
     source = workdir / "long.wav"
     generated = time.monotonic()
-    _write_pink(ffmpeg, seconds, source)
+    write_pink(ffmpeg, seconds, source)
     generated = time.monotonic() - generated
     samples = _samples(source)
     ranges = join.segment_ranges(samples, segments)
@@ -377,7 +377,7 @@ def measure(workdir: Path, seconds: float, segments: int, repeats: int) -> dict[
     }
 
 
-def _write_pink(ffmpeg: str, seconds: float, path: Path) -> None:
+def write_pink(ffmpeg: str, seconds: float, path: Path) -> None:
     """``quality``'s pink noise (one seed per channel), ``seconds`` long."""
     subprocess.run(  # noqa: S603
         [

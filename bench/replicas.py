@@ -16,44 +16,35 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench import moonshot
+from bench import moonshot, stack
 from bench.measure import cpu_seconds
-from bench.stack import ROOT
-from testkit.live import LiveServer, free_port, launched
+from bench.stack import Service
+from testkit.scrape import scrape, value
 from transcoder.config import Settings as TranscoderSettings
 
 CURL = shutil.which("curl") or "curl"
 X = moonshot.X
 
 
-@contextlib.contextmanager
-def transcoder(core: int, env: dict[str, str]) -> Iterator[LiveServer]:
+def transcoder(core: int, env: dict[str, str]) -> contextlib.AbstractContextManager[Service]:
     """A transcoder as the Dockerfile runs it, pinned to ``core``."""
-    port = free_port()
-    command = [moonshot.TASKSET, "-c", str(core), sys.executable, "-m", "uvicorn"]
-    command += ["transcoder.main:create_app", "--factory", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--no-access-log"]
-    url = f"http://127.0.0.1:{port}"
-    with launched(
-        command, url, env={**os.environ, **env}, cwd=ROOT, output=subprocess.DEVNULL
-    ) as server:
-        yield server
+    extra = ("--no-access-log",)
+    prefix = (moonshot.TASKSET, "-c", str(core))
+    return stack.uvicorn("transcoder.main:create_app", env, extra=extra, prefix=prefix)
 
 
-def upload(url: str, source: Path, out: Path, servers: list[LiveServer]) -> dict[str, Any]:
+def upload(url: str, source: Path, out: Path, servers: list[Service]) -> dict[str, Any]:
     """One ``POST /transcode`` by curl; its wall time and each server's CPU seconds."""
     before = [cpu_seconds(server.pid) for server in servers]
     started = time.monotonic()
-    done = subprocess.run(  # noqa: S603
+    subprocess.run(  # noqa: S603
         [
             *(CURL, "-sS", "-f", "-X", "POST", "-T", str(source), "-o", str(out)),
             *("-H", "Content-Type: audio/wav", f"{url}/transcode"),
@@ -62,30 +53,27 @@ def upload(url: str, source: Path, out: Path, servers: list[LiveServer]) -> dict
         timeout=900,
     )
     wall = time.monotonic() - started
-    assert done.returncode == 0
     cpu = [cpu_seconds(server.pid) - b for server, b in zip(servers, before, strict=True)]
     return {"wall": wall, "cpu": cpu}
 
 
-def segments_encoded(server: LiveServer) -> float:
-    for line in httpx.get(f"{server.url}/metrics").text.splitlines():
-        if line.startswith("riffle_transcoder_segments_total "):
-            return float(line.split()[1])
-    raise RuntimeError("no segment counter")
+def segments_encoded(server: Service) -> float:
+    with httpx.Client(base_url=server.url) as client:
+        return value(scrape(client), "riffle_transcoder_segments_total")
 
 
 def measure(workdir: Path, seconds: float, repeats: int) -> dict[str, Any]:
     ffmpeg = TranscoderSettings().ffmpeg_executable()
     source = workdir / "long.wav"
-    moonshot._write_pink(ffmpeg, seconds, source)
+    moonshot.write_pink(ffmpeg, seconds, source)
     outputs = {1: workdir / "one.mp3", 2: workdir / "two.mp3"}
     runs: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
     timeout = {"TRANSCODE_TIMEOUT_SECONDS": "900"}
     load_before = os.getloadavg()
-    with contextlib.ExitStack() as stack:
-        alone = stack.enter_context(transcoder(0, timeout))
-        peer = stack.enter_context(transcoder(1, timeout))
-        coordinator = stack.enter_context(transcoder(0, {**timeout, "SEGMENT_PEERS": peer.url}))
+    with contextlib.ExitStack() as servers:
+        alone = servers.enter_context(transcoder(0, timeout))
+        peer = servers.enter_context(transcoder(1, timeout))
+        coordinator = servers.enter_context(transcoder(0, {**timeout, "SEGMENT_PEERS": peer.url}))
         for repeat in range(repeats):
             for k in (1, 2) if repeat % 2 == 0 else (2, 1):
                 if k == 1:

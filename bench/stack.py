@@ -36,10 +36,17 @@ class Backend:
 
 
 @contextlib.contextmanager
-def uvicorn(app: str, env: dict[str, str], *, extra: tuple[str, ...] = ()) -> Iterator[Service]:
-    """``python -m uvicorn <app> --factory`` as the Dockerfile runs it, on a free local port."""
+def uvicorn(
+    app: str,
+    env: dict[str, str],
+    *,
+    extra: tuple[str, ...] = (),
+    prefix: tuple[str, ...] = (),
+) -> Iterator[Service]:
+    """``python -m uvicorn <app> --factory`` as the Dockerfile runs it, on a free local port;
+    ``prefix``: a command that runs it (``taskset -c 0``)."""
     port = free_port()
-    args = [sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1"]
+    args = [*prefix, sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1"]
     args += ["--port", str(port), *extra]
     url = f"http://127.0.0.1:{port}"
     with launched(

@@ -61,7 +61,7 @@ class Peers:
     """The peers named by ``urls``, and the client that sends them segments."""
 
     def __init__(self, urls: Sequence[str], *, timeout_seconds: float) -> None:
-        self.urls = [httpx.URL(url.strip().rstrip("/")) for url in urls if url.strip()]
+        self.urls = [httpx.URL(url.rstrip("/")) for url in urls]
         self.timeout_seconds = timeout_seconds
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout_seconds, connect=CONNECT_SECONDS)
@@ -75,7 +75,9 @@ class Peers:
         request) is left out. A name that does not resolve in time counts for none."""
         loop = asyncio.get_running_loop()
         found: list[str] = []
-        for url in self.urls[: MAX_PEERS + 1]:
+        for url in self.urls:
+            if len(found) >= MAX_PEERS:
+                break
             port = url.port or (443 if url.scheme == "https" else 80)
             try:
                 async with asyncio.timeout(RESOLVE_SECONDS):

@@ -13,8 +13,8 @@ from testkit.api import new_user
 from testkit.gateways import GatewayFactory, OpsGateway
 from testkit.inprocess import transcoder_client
 from testkit.live import free_port
+from testkit.scrape import scrape, value
 from testkit.wavcorpus import pcm
-from tests.ops.scrape import scrape, value
 from transcoder.config import Settings as TranscoderSettings
 
 LIST_ROUTE = "/users/{user_id}/records"

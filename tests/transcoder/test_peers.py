@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
 import time
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ import pytest
 from servicekit.errors import PROBLEM_BASE
 from testkit import wavcorpus
 from testkit.live import TRANSCODER_APP, LiveServer, free_port, running
+from testkit.scrape import scrape, value
 from tests.transcoder.joincheck import (
     SECONDS,
     THRESHOLD,
@@ -49,10 +49,11 @@ def peer() -> Iterator[LiveServer]:
 
 
 def segments_encoded(server: LiveServer) -> float:
-    text = httpx.get(f"{server.url}/metrics").text
-    found = re.search(r"^riffle_transcoder_segments_total (\S+)$", text, re.MULTILINE)
-    assert found is not None, text
-    return float(found.group(1))
+    with httpx.Client(base_url=server.url) as client:
+        samples = scrape(client)
+    name = "riffle_transcoder_segments_total"
+    assert (name, frozenset()) in samples, sorted(samples)
+    return value(samples, name)
 
 
 def coordinator(*urls: str) -> encoder.Encoder:
