@@ -63,9 +63,10 @@ class Peers:
     def __init__(self, urls: Sequence[str], *, timeout_seconds: float) -> None:
         self.urls = [httpx.URL(url.rstrip("/")) for url in urls]
         self.timeout_seconds = timeout_seconds
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout_seconds, connect=CONNECT_SECONDS)
-        )
+        # The segment's budget bounds the whole exchange. A read or write bound of its own would
+        # count a peer as failed while it is silent for a while inside the budget: busy with
+        # other encodes, or frozen for a moment.
+        self._client = httpx.AsyncClient(timeout=httpx.Timeout(None, connect=CONNECT_SECONDS))
 
     async def aclose(self) -> None:
         await self._client.aclose()

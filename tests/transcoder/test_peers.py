@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,13 +57,13 @@ def segments_encoded(server: LiveServer) -> float:
     return value(samples, name)
 
 
-def coordinator(*urls: str) -> encoder.Encoder:
+def coordinator(*urls: str, timeout_seconds: float = PEER_TIMEOUT) -> encoder.Encoder:
     return encoder.Encoder(
         wavcorpus.ffmpeg_exe(),
         "128k",
         60,
         THRESHOLD,
-        peers=peers.Peers(urls, timeout_seconds=PEER_TIMEOUT),
+        peers=peers.Peers(urls, timeout_seconds=timeout_seconds),
     )
 
 
@@ -186,6 +187,27 @@ def test_a_frozen_peer_costs_its_deadline_then_one_pass(
     # Its segment's deadline (1 s + a tenth of ~20 s of audio), then one pass: well inside the
     # 60 s the whole encode may take.
     assert elapsed < 30, elapsed
+
+
+def test_a_peer_silent_for_a_while_inside_its_deadline_still_encodes_its_segment(
+    tmp_path: Path, joins: list[Joined], own_peer: LiveServer
+) -> None:
+    # Frozen longer than the deadline's fixed part (0.5 s), thawed well before the whole deadline
+    # (0.5 s + a tenth of ~20 s of audio): as a peer whose encoders are all busy for a while.
+    data = signal_wav("music", RATE, CHANNELS)
+    coder = coordinator(own_peer.url, timeout_seconds=0.5)
+    os.kill(own_peer.pid, signal.SIGSTOP)
+    thaw = threading.Timer(1.2, os.kill, (own_peer.pid, signal.SIGCONT))
+    thaw.start()
+    try:
+        transcode(coder, data, tmp_path / "out.mp3")
+    finally:
+        thaw.cancel()
+        os.kill(own_peer.pid, signal.SIGCONT)
+    ((split, _),) = joins  # joined with the peer's segment, not encoded again here
+    assert len(split.ranges) == 2
+    assert segments_encoded(own_peer) == 1
+    assert decode(tmp_path / "out.mp3", CHANNELS).shape == pcm_of(data, CHANNELS).shape
 
 
 def test_a_killed_peer_falls_back_at_once(
