@@ -163,7 +163,7 @@ def render(results: dict[str, Any]) -> str:
         "",
         "```sh",
         "make bench                        # 0.1 s, 5 s, 60 s and 600 s files (~3 min idle)",
-        "make bench BENCH_ARGS=--long      # adds the 3600 s file (~2 min more)",
+        "make bench BENCH_ARGS=--long      # adds the 3600 s file, 3 runs (~10 min more)",
         ".venv/bin/python -m bench --quick # a tiny run that checks the harness (writes to /tmp)",
         "```",
         "",
